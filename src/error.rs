@@ -1,0 +1,53 @@
+//! The library's one error type. Each variant tells the user what went wrong and, where it helps, what to do next.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no MobileNetV1 model found at {path}\n\
+         hint: download one of Google's published TF.js models, e.g.\n  \
+         https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json\n  \
+         (and every shard it lists, into the same folder), then pass --model FOLDER"
+    )]
+    ModelNotFound { path: PathBuf },
+
+    #[error("{file}: {reason}")]
+    ModelFile { file: PathBuf, reason: String },
+
+    #[error("{file}: tensor `{tensor}`: {reason}")]
+    Tensor { file: PathBuf, tensor: String, reason: String },
+
+    #[error("{file}: not a quantized mnq-gpu model: {reason}")]
+    QuantFile { file: PathBuf, reason: String },
+
+    #[error("cannot read image {path}: {reason}")]
+    Image { path: PathBuf, reason: String },
+
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("layer {layer}: {reason}")]
+    UnsupportedShape { layer: String, reason: String },
+
+    #[error(
+        "no GPU adapter found{filter}\n\
+         hint: install a Vulkan driver (on Debian/Ubuntu without a GPU: `apt-get install mesa-vulkan-drivers` \
+         gives the software device llvmpipe), check WGPU_BACKEND / --adapter, or use --device cpu"
+    )]
+    NoAdapter { filter: String },
+
+    #[error("GPU error: {0}")]
+    Gpu(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

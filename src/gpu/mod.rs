@@ -1,0 +1,1 @@
+//! The WGSL int8 engine.

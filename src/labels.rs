@@ -1,0 +1,1 @@
+//! ImageNet class names and labelled image lists.

@@ -1,0 +1,15 @@
+//! mnq-gpu: 8-bit integer MobileNetV1 on GPU compute shaders, checked bit for bit against a CPU reference.
+//!
+//! The pipeline: [`model`] imports a TF.js layers MobileNetV1, [`preprocess`] turns images into its input,
+//! [`cpu_ref`] runs the float and integer reference forward passes, [`quant`] calibrates and quantizes
+//! (TF8, as in Sheng et al. 2018) and measures SQNR, and [`gpu`] runs the integer pipeline in WGSL.
+
+pub mod cpu_ref;
+pub mod error;
+pub mod gpu;
+pub mod labels;
+pub mod model;
+pub mod preprocess;
+pub mod quant;
+
+pub use error::{Error, Result};

@@ -1,0 +1,135 @@
+//! The MobileNetV1 layer graph in float: tensors, layers and their shapes. Import lives in [`tfjs`].
+
+pub mod synthetic;
+pub mod tfjs;
+
+use serde::{Deserialize, Serialize};
+
+/// Height, width, channels of one image's activation tensor, stored NHWC (channels fastest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+impl Shape {
+    pub fn new(h: usize, w: usize, c: usize) -> Shape {
+        Shape { h, w, c }
+    }
+
+    pub fn len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (y, x, c) of a flat NHWC index.
+    pub fn coordinate(&self, index: usize) -> (usize, usize, usize) {
+        (index / (self.w * self.c), index / self.c % self.w, index % self.c)
+    }
+}
+
+/// The operations of MobileNetV1. Kernel layouts are channels-last as in the TF.js files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Op {
+    /// Standard 3×3 convolution (the first layer), kernel [3, 3, c_in, c_out], TF SAME padding.
+    Conv2d { stride: usize },
+    /// Depthwise 3×3 convolution, depth multiplier 1, kernel [3, 3, c], TF SAME padding.
+    DepthwiseConv2d { stride: usize },
+    /// 1×1 convolution, kernel [c_in, c_out].
+    PointwiseConv2d,
+    /// Global average pool over height and width: [h, w, c] → [1, 1, c].
+    GlobalAvgPool,
+    /// 1×1 convolution with bias on the pooled features, kernel [c_in, classes]; its output is the logits.
+    Classifier,
+}
+
+impl Op {
+    pub fn stride(&self) -> usize {
+        match self {
+            Op::Conv2d { stride } | Op::DepthwiseConv2d { stride } => *stride,
+            Op::PointwiseConv2d | Op::GlobalAvgPool | Op::Classifier => 1,
+        }
+    }
+
+    pub fn has_weights(&self) -> bool {
+        !matches!(self, Op::GlobalAvgPool)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    None,
+    Relu,
+    Relu6,
+}
+
+impl Activation {
+    pub fn apply(&self, x: f32) -> f32 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => x.max(0.0),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchNorm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub variance: Vec<f32>,
+    pub epsilon: f32,
+}
+
+impl BatchNorm {
+    /// Per channel (scale, shift) such that BN(x) = scale·x + shift.
+    pub fn scale_shift(&self, channel: usize) -> (f32, f32) {
+        let scale = self.gamma[channel] / (self.variance[channel] + self.epsilon).sqrt();
+        (scale, self.beta[channel] - self.mean[channel] * scale)
+    }
+}
+
+/// One layer: an op, then BatchNorm (if any), then the activation.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub name: String,
+    pub op: Op,
+    pub input_shape: Shape,
+    pub output_shape: Shape,
+    /// Layout per op: see [`Op`]. Empty for [`Op::GlobalAvgPool`].
+    pub kernel: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub batch_norm: Option<BatchNorm>,
+    pub activation: Activation,
+}
+
+/// Output size of a TF "SAME" convolution and the padding before the first row/column
+/// (the extra row/column at stride 2 goes bottom/right).
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let output = input.div_ceil(stride);
+    let total = ((output - 1) * stride + kernel).saturating_sub(input);
+    (output, total / 2)
+}
+
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// e.g. `mobilenet_v1_0.75_224`.
+    pub name: String,
+    pub input_shape: Shape,
+    pub layers: Vec<Layer>,
+    /// True for seeded random weights (benchmarks only).
+    pub synthetic: bool,
+}
+
+impl Model {
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, |layer| layer.output_shape.c)
+    }
+}

@@ -1,0 +1,1 @@
+//! Image decoding and TF-slim evaluation preprocessing.

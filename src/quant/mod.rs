@@ -1,0 +1,9 @@
+//! Quantization: parameters, fixed-point requantization, TF8 calibration, the quantized model and its file
+//! format, and SQNR.
+
+pub mod fixed_point;
+mod params;
+mod qmodel;
+
+pub use params::{QuantParams, Range};
+pub use qmodel::{QLayer, QuantModel};
