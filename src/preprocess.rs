@@ -1,1 +1,76 @@
-//! Image decoding and TF-slim evaluation preprocessing.
+//! Image decoding and TF-slim evaluation preprocessing (`inception_preprocessing.preprocess_for_eval`):
+//!
+//! 1. decode JPEG or PNG; greyscale is replicated to RGB, alpha is dropped, CMYK JPEGs are converted to RGB,
+//!    16-bit channels keep their precision (values are taken as floats in [0, 1]);
+//! 2. central crop to 87.5 % of height and width (`tf.image.central_crop`: the start offset is truncated);
+//! 3. bilinear resize to the model's input size (`tf.image.resize_bilinear`, align_corners = false, no half-pixel
+//!    centres, as TF 1 did);
+//! 4. scale to [−1, 1]: x/127.5 − 1 for 8-bit values.
+//!
+//! The result is a float image [h, w, 3], NHWC.
+
+use crate::error::{Error, Result};
+use crate::model::Shape;
+use std::path::Path;
+
+pub const CENTRAL_FRACTION: f64 = 0.875;
+
+/// Decode `path` and preprocess it for a model with input `input` ([h, w, 3]).
+pub fn load_image(path: &Path, input: Shape) -> Result<Vec<f32>> {
+    let bad = |reason: String| Error::Image { path: path.to_path_buf(), reason };
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| bad(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(bad("not a JPEG or PNG file".into()));
+    }
+    let decoded = reader.decode().map_err(|e| bad(e.to_string()))?;
+    let rgb = decoded.to_rgb32f();
+    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
+    if width == 0 || height == 0 {
+        return Err(bad("image has no pixels".into()));
+    }
+    Ok(preprocess_rgb(rgb.as_raw(), height, width, input))
+}
+
+/// Steps 2-4 on RGB floats in [0, 1], [height, width, 3].
+pub fn preprocess_rgb(rgb: &[f32], height: usize, width: usize, input: Shape) -> Vec<f32> {
+    let (top, crop_h) = central_crop(height);
+    let (left, crop_w) = central_crop(width);
+    let rows = resize_coordinates(crop_h, input.h);
+    let cols = resize_coordinates(crop_w, input.w);
+    let pixel = |y: usize, x: usize, c: usize| rgb[((top + y) * width + left + x) * 3 + c];
+    let mut output = Vec::with_capacity(input.h * input.w * 3);
+    for &(y0, y1, fy) in &rows {
+        for &(x0, x1, fx) in &cols {
+            for c in 0..3 {
+                let upper = pixel(y0, x0, c) + (pixel(y0, x1, c) - pixel(y0, x0, c)) * fx;
+                let lower = pixel(y1, x0, c) + (pixel(y1, x1, c) - pixel(y1, x0, c)) * fx;
+                let value = upper + (lower - upper) * fy;
+                output.push(value * 2.0 - 1.0);
+            }
+        }
+    }
+    output
+}
+
+/// `tf.image.central_crop` along one axis: (start, size).
+fn central_crop(size: usize) -> (usize, usize) {
+    let start = ((size as f64 - size as f64 * CENTRAL_FRACTION) / 2.0) as usize;
+    (start, size - 2 * start)
+}
+
+/// TF 1 `resize_bilinear` (align_corners = false, half_pixel_centers = false) source coordinates for each
+/// output index: (lower index, upper index, fraction).
+fn resize_coordinates(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
+    let scale = input as f32 / output as f32;
+    (0..output)
+        .map(|i| {
+            let source = i as f32 * scale;
+            let lower = (source.floor() as usize).min(input - 1);
+            let upper = (lower + 1).min(input - 1);
+            (lower, upper, source - lower as f32)
+        })
+        .collect()
+}

@@ -4,6 +4,7 @@
 pub mod fixed_point;
 mod params;
 mod qmodel;
+pub mod tf8;
 
 pub use params::{QuantParams, Range};
 pub use qmodel::{QLayer, QuantModel};
