@@ -66,3 +66,77 @@ impl QuantModel {
         logits.iter().map(|&q| output.dequantize(q)).collect()
     }
 }
+
+impl QuantModel {
+    /// Check every invariant the integer kernels rely on (shapes chain, vector lengths, parameter ranges), so a
+    /// corrupt file is an error rather than a panic or a wrong answer.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.input_shape.c != 3 || self.input_shape.is_empty() || !(0..=255).contains(&self.input.zero_point) {
+            return Err(format!("bad input shape {:?} or zero point {}", self.input_shape, self.input.zero_point));
+        }
+        let mut shape = self.input_shape;
+        let mut params = self.input;
+        for layer in &self.layers {
+            let fail = |reason: String| Err(format!("layer {}: {reason}", layer.name));
+            if layer.input_shape != shape {
+                return fail(format!("input shape {:?} does not follow {:?}", layer.input_shape, shape));
+            }
+            if layer.input != params {
+                return fail("input quantization differs from the previous layer's output".into());
+            }
+            let (ins, outs) = (layer.input_shape, layer.output_shape);
+            let (h, _) = crate::model::same_padding(ins.h, 3, layer.op.stride());
+            let (w, _) = crate::model::same_padding(ins.w, 3, layer.op.stride());
+            let (expected_out, weights) = match layer.op {
+                Op::Conv2d { .. } => (Shape::new(h, w, outs.c), 9 * ins.c * outs.c),
+                Op::DepthwiseConv2d { .. } => (Shape::new(h, w, ins.c), 9 * ins.c),
+                Op::PointwiseConv2d => (Shape::new(ins.h, ins.w, outs.c), ins.c * outs.c),
+                Op::Classifier => (Shape::new(1, 1, outs.c), ins.c * outs.c),
+                Op::GlobalAvgPool => (Shape::new(1, 1, ins.c), 0),
+            };
+            if outs != expected_out || !(1..=2).contains(&layer.op.stride()) || outs.is_empty() {
+                return fail(format!("output shape {outs:?} does not fit op {:?} on {ins:?}", layer.op));
+            }
+            // The accumulator overflow budgets in cpu_ref hold for at most 16,000 products per output.
+            if layer.op.has_weights() && weights / outs.c.max(1) > 16_000 {
+                return fail("too many products per output for an i32 accumulator".into());
+            }
+            if layer.op == Op::Classifier && (ins.h, ins.w) != (1, 1) {
+                return fail("the classifier needs a 1×1 input".into());
+            }
+            if layer.op == Op::GlobalAvgPool {
+                if layer.output != layer.input {
+                    return fail("the average pool must keep its input's quantization".into());
+                }
+            } else {
+                let channels = outs.c;
+                let lengths = [
+                    layer.weight_scales.len(),
+                    layer.weight_zero_points.len(),
+                    layer.bias.len(),
+                    layer.multipliers.len(),
+                    layer.shifts.len(),
+                ];
+                if layer.weights.len() != weights || lengths.iter().any(|&n| n != channels) {
+                    return fail(format!("{} weights (needs {weights}) or per-channel vectors not of {channels}", layer.weights.len()));
+                }
+                if layer.weight_zero_points.iter().any(|z| !(0..=255).contains(z))
+                    || layer.multipliers.iter().any(|&m| m < 0)
+                    || layer.shifts.iter().any(|s| !(-31..=30).contains(s))
+                    || layer.bias.iter().any(|b| i64::from(*b).abs() > super::tf8::BIAS_LIMIT)
+                {
+                    return fail("a zero point, multiplier, shift or bias is out of range".into());
+                }
+            }
+            if !(0..=255).contains(&layer.output.zero_point) || layer.act_min > layer.act_max {
+                return fail("output zero point or activation clamp out of range".into());
+            }
+            shape = outs;
+            params = layer.output;
+        }
+        if self.layers.last().map(|l| l.op) != Some(Op::Classifier) {
+            return Err("the last layer must be the classifier".into());
+        }
+        Ok(())
+    }
+}

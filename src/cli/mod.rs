@@ -1,0 +1,157 @@
+//! The command line: one module per subcommand, shared arguments here.
+
+mod eval;
+mod quantize;
+mod run;
+mod sqnr;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mnq_gpu::model::{tfjs, Model};
+use mnq_gpu::quant::{self, QuantModel};
+use mnq_gpu::{labels, preprocess};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub const EXIT_ERROR: u8 = 1;
+/// The GPU and the CPU integer reference disagreed (`--check`).
+pub const EXIT_MISMATCH: u8 = 3;
+
+const DEFAULT_MODEL: &str = "shared/models/mobilenet_v1_0.75_224";
+const DEFAULT_CALIBRATION: &str = "shared/imagenet/val1300/calibration.txt";
+const DEFAULT_EVALUATION: &str = "shared/imagenet/val1300/evaluation.txt";
+
+#[derive(Parser)]
+#[command(name = "mnq-gpu", version, about = "8-bit integer MobileNetV1 on GPU compute shaders, checked bit for bit against a CPU reference")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Classify images: top-5 classes, float and int8 side by side.
+    Run(run::RunArgs),
+    /// Top-1/top-5 accuracy of the float and int8 pipelines over a labelled list.
+    Eval(eval::EvalArgs),
+    /// Per-layer SQNR of the int8 pipeline against float (accumulated and local).
+    Sqnr(sqnr::SqnrArgs),
+    /// Calibrate and quantize a model once; write it for the other commands (--quantized).
+    Quantize(quantize::QuantizeArgs),
+}
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Sqnr(args) => sqnr::run(args),
+        Command::Quantize(args) => quantize::run(args),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    /// The CPU reference (float and integer).
+    Cpu,
+}
+
+/// Where the model comes from, shared by every subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// TF.js MobileNetV1 folder (model.json + shards). Default: ../shared/models/mobilenet_v1_0.75_224
+    /// (looked up beside and above the current folder and the source tree).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Quantized model written by `mnq-gpu quantize`. Without it TF8 is calibrated on --calibration first.
+    #[arg(long, value_name = "FILE")]
+    pub quantized: Option<PathBuf>,
+    /// Calibration list (`FILE CLASS` lines). Default: ../shared/imagenet/val1300/calibration.txt
+    #[arg(long, value_name = "LIST")]
+    pub calibration: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    pub fn float_model(&self) -> Result<Model> {
+        let dir = match &self.model {
+            Some(dir) => dir.clone(),
+            None => find_shared(DEFAULT_MODEL)
+                .ok_or(mnq_gpu::Error::ModelNotFound { path: PathBuf::from("../").join(DEFAULT_MODEL) })?,
+        };
+        Ok(tfjs::load(&dir)?)
+    }
+
+    /// The quantized model: read from --quantized, or calibrated now.
+    pub fn quant_model(&self, float: &Model) -> Result<QuantModel> {
+        if let Some(path) = &self.quantized {
+            let model = quant::file::load(path)?;
+            anyhow::ensure!(
+                model.name == float.name && model.input_shape == float.input_shape,
+                "{} was quantized from {}, not {}",
+                path.display(),
+                model.name,
+                float.name
+            );
+            return Ok(model);
+        }
+        let list = self.calibration_list()?;
+        let images = labels::read_list(&list, float.classes())?;
+        eprintln!("calibrating TF8 on {} images of {} (save it once with `mnq-gpu quantize`)", images.len(), list.display());
+        let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
+        let inputs = load_images(&paths, float, "calibrating")?;
+        Ok(quant::tf8::quantize(float, &inputs)?)
+    }
+
+    pub fn calibration_list(&self) -> Result<PathBuf> {
+        match &self.calibration {
+            Some(list) => Ok(list.clone()),
+            None => find_shared(DEFAULT_CALIBRATION).context("no calibration list found; pass --calibration LIST"),
+        }
+    }
+}
+
+/// `../<relative>` beside the current folder, or beside the source tree, where `shared/` lives.
+pub fn find_shared(relative: &str) -> Option<PathBuf> {
+    let from_source = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
+    [PathBuf::from("..").join(relative), PathBuf::from(relative), from_source].into_iter().find(|p| p.exists())
+}
+
+pub fn default_evaluation_list() -> Result<PathBuf> {
+    find_shared(DEFAULT_EVALUATION).context("no evaluation list found; pass --list LIST")
+}
+
+/// Decode and preprocess images in parallel, with a progress bar.
+pub fn load_images(paths: &[&Path], model: &Model, message: &'static str) -> Result<Vec<Vec<f32>>> {
+    let bar = progress_bar(paths.len(), message);
+    let images = paths
+        .par_iter()
+        .map(|path| {
+            let image = preprocess::load_image(path, model.input_shape);
+            bar.inc(1);
+            image
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    bar.finish_and_clear();
+    Ok(images)
+}
+
+/// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
+pub fn progress_bar(len: usize, message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64).with_message(message);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Print JSON to stdout.
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}

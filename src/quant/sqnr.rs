@@ -1,0 +1,65 @@
+//! SQNR as the study defines it: 10·log10(Σx² / Σ(x − x̂)²), x a layer's float output and x̂ the dequantized
+//! output of the quantized pipeline at the same layer, averaged (in dB) over images.
+//!
+//! - *accumulated*: both pipelines run end to end, so errors accumulate (the study's measure);
+//! - *local*: the quantized layer is fed the quantized float input of that layer, so it shows which layer
+//!   creates the loss.
+
+use super::{QuantModel, QuantParams};
+use crate::cpu_ref;
+use crate::model::Model;
+use rayon::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerSqnr {
+    pub layer: String,
+    pub accumulated_db: f64,
+    pub local_db: f64,
+}
+
+/// 10·log10(signal / noise); +∞ when the noise is zero.
+pub fn sqnr_db(signal_power: f64, noise_power: f64) -> f64 {
+    10.0 * (signal_power / noise_power).log10()
+}
+
+/// Σx² and Σ(x − x̂)² of a float tensor and its quantized counterpart.
+fn powers(float: &[f32], quantized: &[u8], params: QuantParams) -> (f64, f64) {
+    float.iter().zip(quantized).fold((0.0, 0.0), |(signal, noise), (&x, &q)| {
+        let error = f64::from(x) - f64::from(params.dequantize(q));
+        (signal + f64::from(x) * f64::from(x), noise + error * error)
+    })
+}
+
+/// Per-layer SQNR of one image: (accumulated, local) in dB.
+pub fn image_sqnr(float_model: &Model, quant_model: &QuantModel, image: &[f32]) -> Vec<(f64, f64)> {
+    let float_outputs = cpu_ref::run_f32(float_model, image);
+    let quant_outputs = cpu_ref::run_u8(quant_model, &quant_model.quantize_input(image));
+    let mut result = Vec::with_capacity(float_outputs.len());
+    for (i, layer) in quant_model.layers.iter().enumerate() {
+        let float_input = if i == 0 { image } else { &float_outputs[i - 1] };
+        let quantized_input: Vec<u8> = float_input.iter().map(|&x| layer.input.quantize(x)).collect();
+        let local_output = cpu_ref::run_layer_u8(layer, &quantized_input);
+        let (signal, noise) = powers(&float_outputs[i], &quant_outputs[i], layer.output);
+        let (local_signal, local_noise) = powers(&float_outputs[i], &local_output, layer.output);
+        result.push((sqnr_db(signal, noise), sqnr_db(local_signal, local_noise)));
+    }
+    result
+}
+
+/// Per-layer SQNR averaged over `images` (in parallel), as the study reports it.
+pub fn model_sqnr(float_model: &Model, quant_model: &QuantModel, images: &[Vec<f32>]) -> Vec<LayerSqnr> {
+    let per_image: Vec<Vec<(f64, f64)>> =
+        images.par_iter().map(|image| image_sqnr(float_model, quant_model, image)).collect();
+    let n = per_image.len().max(1) as f64;
+    quant_model
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| LayerSqnr {
+            layer: layer.name.clone(),
+            accumulated_db: per_image.iter().map(|img| img[i].0).sum::<f64>() / n,
+            local_db: per_image.iter().map(|img| img[i].1).sum::<f64>() / n,
+        })
+        .collect()
+}
