@@ -58,8 +58,9 @@ fn quantize_multiplier_matches_tflite_golden_values() {
 fn multiply_by_quantized_multiplier_matches_worked_examples() {
     // 1000 · 0.5 · 2^-1 = 250.
     assert_eq!(multiply_by_quantized_multiplier(1000, 1 << 30, -1), 250);
-    // 1001 · 0.25 = 250.25 → 250; 1002 · 0.25 = 250.5 → 251 (away from zero); −1002 · 0.25 → −251.
-    assert_eq!(multiply_by_quantized_multiplier(1001, 1 << 30, -1), 250);
+    // 1002 · 0.25 = 250.5 → 251 (away from zero); −1002 · 0.25 → −251.
+    // 1001 · 0.25 = 250.25, but gemmlowp rounds twice: 1001 · 0.5 = 500.5 → 501, then 501 / 2 = 250.5 → 251.
+    assert_eq!(multiply_by_quantized_multiplier(1001, 1 << 30, -1), 251);
     assert_eq!(multiply_by_quantized_multiplier(1002, 1 << 30, -1), 251);
     assert_eq!(multiply_by_quantized_multiplier(-1002, 1 << 30, -1), -251);
     // A left shift: 3 · 0.5 · 2^2 = 6; it saturates instead of wrapping.
