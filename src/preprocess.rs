@@ -18,12 +18,16 @@ pub const CENTRAL_FRACTION: f64 = 0.875;
 /// Decode `path` and preprocess it for a model with input `input` ([h, w, 3]).
 pub fn load_image(path: &Path, input: Shape) -> Result<Vec<f32>> {
     let bad = |reason: String| Error::Image { path: path.to_path_buf(), reason };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| bad(e.to_string()))?
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| bad(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(bad("not a JPEG or PNG file".into()));
+    match reader.format() {
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(&bytes) => {
+            return Err(bad("truncated JPEG (no end-of-image marker after the scan data)".into()))
+        }
+        Some(image::ImageFormat::Jpeg | image::ImageFormat::Png) => {}
+        _ => return Err(bad("not a JPEG or PNG file".into())),
     }
     let decoded = reader.decode().map_err(|e| bad(e.to_string()))?;
     let rgb = decoded.to_rgb32f();
@@ -32,6 +36,13 @@ pub fn load_image(path: &Path, input: Shape) -> Result<Vec<f32>> {
         return Err(bad("image has no pixels".into()));
     }
     Ok(preprocess_rgb(rgb.as_raw(), height, width, input))
+}
+
+/// The JPEG decoder fills a truncated scan with grey rather than failing; a complete file has an end-of-image
+/// marker (FF D9) after its last start-of-scan (FF DA). Scan data cannot contain it: FF is stuffed as FF 00.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_marker = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    matches!((last_marker(0xDA), last_marker(0xD9)), (Some(scan), Some(end)) if end > scan)
 }
 
 /// Steps 2-4 on RGB floats in [0, 1], [height, width, 3].
