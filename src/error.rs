@@ -44,6 +44,9 @@ pub enum Error {
 
     #[error("GPU error: {0}")]
     Gpu(String),
+
+    #[error("cannot draw chart {path}: {reason}")]
+    Plot { path: PathBuf, reason: String },
 }
 
 impl Error {

@@ -4,11 +4,13 @@
 //! [`cpu_ref`] runs the float and integer reference forward passes, [`quant`] calibrates and quantizes
 //! (TF8, as in Sheng et al. 2018) and measures SQNR, and [`gpu`] runs the integer pipeline in WGSL.
 
+pub mod analysis;
 pub mod cpu_ref;
 pub mod error;
 pub mod gpu;
 pub mod labels;
 pub mod model;
+pub mod plot;
 pub mod preprocess;
 pub mod quant;
 

@@ -200,6 +200,16 @@ impl TfjsModel {
         })
     }
 
+    /// The `epsilon` of the layer named `layer` in the topology (a BatchNormalization, e.g. `conv_dw_1_bn`).
+    pub fn batch_norm_epsilon(&self, layer: &str) -> Option<f32> {
+        let config = self
+            .layers
+            .iter()
+            .filter_map(|l| l.get("config"))
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(layer))?;
+        config.get("epsilon").and_then(Value::as_f64).map(|e| e as f32)
+    }
+
     /// The input shape from the InputLayer's `batch_input_shape` [null, h, w, 3].
     pub fn input_shape(&self) -> Result<Shape> {
         let bad = |reason: &str| Error::ModelFile { file: self.json_path.clone(), reason: reason.to_string() };
