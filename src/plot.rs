@@ -175,29 +175,27 @@ impl Chart for LineChart<'_> {
             .y_label_area_size(80)
             .build_cartesian_2d(-0.5..n as f64 - 0.5, y_min..y_max)
             .map_err(error_string)?;
-        let x_label = |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                self.x_labels.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        };
+        // Ticks at every category; the labels are drawn below, rotated, because plotters centres rotated tick
+        // labels on the tick, which pushes long names up into the plot.
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
-            .x_label_formatter(&x_label)
-            .x_label_style(
-                TextStyle::from((FONT, 14).into_font())
-                    .transform(FontTransform::Rotate90)
-                    .pos(Pos::new(HPos::Left, VPos::Center)),
-            )
+            .x_label_formatter(&|_| String::new())
             .y_desc(self.y_label)
             .axis_desc_style((FONT, 18))
             .y_label_style((FONT, 14))
             .draw()
             .map_err(error_string)?;
+
+        let label_style = TextStyle::from((FONT, 14).into_font())
+            .transform(FontTransform::Rotate90)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        for (i, label) in self.x_labels.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64, y_min));
+            root.draw(&Text::new(label.as_str(), (x, y + 8), label_style.clone()))
+                .map_err(error_string)?;
+        }
 
         for (index, series) in self.series.iter().enumerate() {
             let color = PALETTE[index % PALETTE.len()];
