@@ -6,10 +6,12 @@
 //! charts render identically on a bare machine without fontconfig or system fonts.
 
 use crate::error::{Error, Result};
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontTransform;
+use plotters_backend::{BackendColor, BackendCoord, DrawingErrorKind};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -89,7 +91,7 @@ fn write_both(stem: &Path, (width, height): (u32, u32), chart: &impl Chart) -> R
     // RGB, 3 bytes per pixel, row-major.
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        let root = GlyphBitmap(BitMapBackend::with_buffer(&mut rgb, (width, height))).into_drawing_area();
         chart.draw(&root).map_err(|e| plot_error(&png_path, e))?;
         root.present().map_err(|e| plot_error(&png_path, e.to_string()))?;
     }
@@ -149,6 +151,154 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
         lo.abs().max(1.0) * 0.05
     };
     (lo - pad, hi + pad)
+}
+
+/// The bitmap backend with text rasterized here: plotters 0.3.7's ab_glyph text drops each glyph's side bearing
+/// (visible as "con v_dw"). Everything else goes straight to [`BitMapBackend`].
+struct GlyphBitmap<'a>(BitMapBackend<'a>);
+// plotters_backend::{BackendStyle, BackendTextStyle} are named by path: imported, their methods clash with
+// plotters::style::Color's (stroke_width).
+
+type BitmapError = DrawingErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>;
+
+impl GlyphBitmap<'_> {
+    fn font() -> &'static FontRef<'static> {
+        static PARSED: OnceLock<FontRef<'static>> = OnceLock::new();
+        // register_font() parsed the same bytes before any chart is drawn.
+        PARSED.get_or_init(|| FontRef::try_from_slice(FONT_TTF).expect("embedded font parses"))
+    }
+
+    /// Glyph outlines of `text` laid out from (0, 0) = top left, and the (width, height) of the line box.
+    fn layout(text: &str, size: f64) -> (Vec<ab_glyph::OutlinedGlyph>, (f32, f32)) {
+        let font = Self::font().as_scaled(PxScale::from(size as f32));
+        let mut pen_x = 0.0f32;
+        let mut previous = None;
+        let mut glyphs = Vec::new();
+        for c in text.chars() {
+            let id = font.glyph_id(c);
+            if let Some(previous) = previous {
+                pen_x += font.kern(previous, id);
+            }
+            previous = Some(id);
+            let glyph = id.with_scale_and_position(font.scale(), ab_glyph::point(pen_x, font.ascent()));
+            glyphs.extend(Self::font().outline_glyph(glyph));
+            pen_x += font.h_advance(id);
+        }
+        (glyphs, (pen_x, font.ascent() - font.descent()))
+    }
+}
+
+impl DrawingBackend for GlyphBitmap<'_> {
+    type ErrorType = <BitMapBackend<'static> as DrawingBackend>::ErrorType;
+
+    fn get_size(&self) -> (u32, u32) {
+        self.0.get_size()
+    }
+    fn ensure_prepared(&mut self) -> Result<(), BitmapError> {
+        self.0.ensure_prepared()
+    }
+    fn present(&mut self) -> Result<(), BitmapError> {
+        self.0.present()
+    }
+    fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> Result<(), BitmapError> {
+        self.0.draw_pixel(point, color)
+    }
+    fn draw_line<S: plotters_backend::BackendStyle>(
+        &mut self,
+        from: BackendCoord,
+        to: BackendCoord,
+        style: &S,
+    ) -> Result<(), BitmapError> {
+        self.0.draw_line(from, to, style)
+    }
+    fn draw_rect<S: plotters_backend::BackendStyle>(
+        &mut self,
+        upper_left: BackendCoord,
+        bottom_right: BackendCoord,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), BitmapError> {
+        self.0.draw_rect(upper_left, bottom_right, style, fill)
+    }
+    fn draw_path<S: plotters_backend::BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> Result<(), BitmapError> {
+        self.0.draw_path(path, style)
+    }
+    fn draw_circle<S: plotters_backend::BackendStyle>(
+        &mut self,
+        center: BackendCoord,
+        radius: u32,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), BitmapError> {
+        self.0.draw_circle(center, radius, style, fill)
+    }
+    fn fill_polygon<S: plotters_backend::BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        vertices: I,
+        style: &S,
+    ) -> Result<(), BitmapError> {
+        self.0.fill_polygon(vertices, style)
+    }
+    fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> Result<(), BitmapError> {
+        self.0.blit_bitmap(pos, size, src)
+    }
+
+    fn estimate_text_size<S: plotters_backend::BackendTextStyle>(
+        &self,
+        text: &str,
+        style: &S,
+    ) -> Result<(u32, u32), BitmapError> {
+        let (_, (width, height)) = Self::layout(text, style.size());
+        Ok((width.ceil() as u32, height.ceil() as u32))
+    }
+
+    fn draw_text<S: plotters_backend::BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &S,
+        pos: BackendCoord,
+    ) -> Result<(), BitmapError> {
+        let color = style.color();
+        if color.alpha == 0.0 {
+            return Ok(());
+        }
+        let (glyphs, (width, height)) = Self::layout(text, style.size());
+        // The anchor applies to the unrotated line box, as in plotters' own backends.
+        let dx = match style.anchor().h_pos {
+            HPos::Left => 0.0,
+            HPos::Center => -width / 2.0,
+            HPos::Right => -width,
+        };
+        let dy = match style.anchor().v_pos {
+            VPos::Top => 0.0,
+            VPos::Center => -height / 2.0,
+            VPos::Bottom => -height,
+        };
+        let transform = style.transform();
+        let (canvas_w, canvas_h) = self.get_size();
+        let mut result = Ok(());
+        for glyph in &glyphs {
+            let bounds = glyph.px_bounds();
+            glyph.draw(|x, y, coverage| {
+                if result.is_err() || coverage <= 0.0 {
+                    return;
+                }
+                let gx = (bounds.min.x + x as f32 + dx).round() as i32;
+                let gy = (bounds.min.y + y as f32 + dy).round() as i32;
+                let (tx, ty) = transform.transform(gx, gy);
+                let (px, py) = (pos.0 + tx, pos.1 + ty);
+                if px >= 0 && py >= 0 && (px as u32) < canvas_w && (py as u32) < canvas_h {
+                    let alpha = color.alpha * coverage.min(1.0) as f64;
+                    result = self.0.draw_pixel((px, py), BackendColor { alpha, rgb: color.rgb });
+                }
+            });
+        }
+        result
+    }
 }
 
 fn error_string(e: impl std::fmt::Display) -> String {
