@@ -30,7 +30,7 @@ fn qlayer(op: Op, input_shape: Shape, output_shape: Shape, weights: Vec<u8>, bia
         multipliers: vec![1 << 30; c],
         shifts: vec![0; c],
         act_min: 0,
-        act_max: 255,
+        act_max: vec![255; c],
     }
 }
 
@@ -57,6 +57,7 @@ fn conv2d_f32_pads_bottom_right_at_stride_2() {
         bias: None,
         batch_norm: None,
         activation: Activation::None,
+        clip_max: None,
     };
     // Output (0,0) sees 9 real inputs, (0,1) and (1,0) see 6.
     assert_eq!(conv2d_f32(&layer, &input), vec![9.0, 6.0, 6.0, 103.0]);
@@ -99,10 +100,10 @@ fn pointwise_conv2d_u8_rounds_and_clamps() {
     // [c_in][c_out]: w − z_w = [[1, 2, 100], [3, −2, 100]].
     let weights = vec![3u8, 4, 102, 5, 0, 102];
     let mut layer = qlayer(Op::PointwiseConv2d, Shape::new(1, 1, 2), Shape::new(1, 1, 3), weights, vec![0, 1, 0]);
-    layer.act_max = 120;
+    layer.act_max = vec![120; 3];
     // acc = [5 − 9, 10 + 6 + 1, 500 − 300] = [−4, 17, 200]; · 0.5 → [−2, 8.5 → 9, 100]; + 3 → [1, 12, 103].
     assert_eq!(pointwise_conv2d_u8(&layer, &input), vec![1, 12, 103]);
-    layer.act_max = 100; // the clamp (ReLU6's upper bound in the quantized domain)
+    layer.act_max = vec![100; 3]; // the clamp (ReLU6's upper bound in the quantized domain)
     layer.act_min = 2;
     assert_eq!(pointwise_conv2d_u8(&layer, &input), vec![2, 12, 100]);
 }

@@ -5,7 +5,7 @@ use crate::quant::QLayer;
 
 const K: usize = 3;
 
-/// Float depthwise convolution before BatchNorm and activation.
+/// Float depthwise convolution (plus bias, if the layer has one) before BatchNorm and activation.
 pub fn depthwise_conv2d_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
     let (ins, outs, stride) = (layer.input_shape, layer.output_shape, layer.op.stride());
     let (_, pad_y) = same_padding(ins.h, K, stride);
@@ -14,6 +14,9 @@ pub fn depthwise_conv2d_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
     for oy in 0..outs.h {
         for ox in 0..outs.w {
             let acc = &mut output[(oy * outs.w + ox) * outs.c..][..outs.c];
+            if let Some(bias) = &layer.bias {
+                acc.copy_from_slice(bias);
+            }
             for ky in 0..K {
                 let Some(iy) = (oy * stride + ky).checked_sub(pad_y).filter(|&iy| iy < ins.h) else { continue };
                 for kx in 0..K {

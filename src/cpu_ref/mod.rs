@@ -13,7 +13,7 @@ pub use depthwise_conv2d::{depthwise_conv2d_f32, depthwise_conv2d_u8};
 pub use global_avg_pool::{global_avg_pool_f32, global_avg_pool_u8};
 pub use pointwise_conv2d::{pointwise_conv2d_f32, pointwise_conv2d_u8};
 
-use crate::model::{Layer, Model, Op};
+use crate::model::{Activation, Layer, Model, Op};
 use crate::quant::fixed_point::requantize;
 use crate::quant::{QLayer, QuantModel};
 
@@ -36,7 +36,10 @@ pub fn run_layer_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
                 let (scale, shift) = scale_shift[c];
                 *x = *x * scale + shift;
             }
-            *x = layer.activation.apply(*x);
+            *x = match (&layer.clip_max, layer.activation) {
+                (Some(clip_max), Activation::Relu6) => x.clamp(0.0, clip_max[c]),
+                _ => layer.activation.apply(*x),
+            };
         }
     }
     output
@@ -77,6 +80,6 @@ pub fn run_u8(model: &QuantModel, input: &[u8]) -> Vec<Vec<u8>> {
 /// Requantize one pixel's per-channel accumulators into `out`.
 fn requantize_channels(layer: &QLayer, acc: &[i32], out: &mut [u8]) {
     for (c, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
-        *o = requantize(a, layer.multipliers[c], layer.shifts[c], layer.output.zero_point, layer.act_min, layer.act_max);
+        *o = requantize(a, layer.multipliers[c], layer.shifts[c], layer.output.zero_point, layer.act_min, layer.act_max[c]);
     }
 }

@@ -108,6 +108,9 @@ pub struct Layer {
     pub bias: Option<Vec<f32>>,
     pub batch_norm: Option<BatchNorm>,
     pub activation: Activation,
+    /// Per-channel upper bound of a ReLU6 whose channels were rescaled by cross-layer equalization (6/s_c);
+    /// `None` is the plain bound 6.
+    pub clip_max: Option<Vec<f32>>,
 }
 
 /// Output size of a TF "SAME" convolution and the padding before the first row/column

@@ -310,6 +310,7 @@ impl TfjsModel {
                         bias,
                         batch_norm: None,
                         activation: Activation::None,
+                        clip_max: None,
                     });
                     shape = output_shape;
                 }
@@ -347,6 +348,7 @@ impl TfjsModel {
                         bias: None,
                         batch_norm: None,
                         activation: Activation::None,
+                        clip_max: None,
                     });
                     shape = output_shape;
                 }

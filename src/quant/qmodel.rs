@@ -25,9 +25,10 @@ pub struct QLayer {
     /// Q31 multipliers and shifts (> 0: left) of input.scale · weight_scales[c] / output.scale.
     pub multipliers: Vec<i32>,
     pub shifts: Vec<i32>,
-    /// The activation as a clamp in the quantized domain (ReLU6 → [zp, q(6.0)]).
+    /// The activation as a clamp in the quantized domain: ReLU6 → [z_out, q(6.0)]. The upper bound is per output
+    /// channel because cross-layer equalization rescales each channel's ReLU6 bound (6/s_c); empty for the pool.
     pub act_min: u8,
-    pub act_max: u8,
+    pub act_max: Vec<u8>,
 }
 
 impl QLayer {
@@ -128,7 +129,9 @@ impl QuantModel {
                     return fail("a zero point, multiplier, shift or bias is out of range".into());
                 }
             }
-            if !(0..=255).contains(&layer.output.zero_point) || layer.act_min > layer.act_max {
+            let clamp_ok = layer.act_max.iter().all(|&max| max >= layer.act_min)
+                && layer.act_max.len() == if layer.op == Op::GlobalAvgPool { 0 } else { outs.c };
+            if !(0..=255).contains(&layer.output.zero_point) || !clamp_ok {
                 return fail("output zero point or activation clamp out of range".into());
             }
             shape = outs;

@@ -1,9 +1,12 @@
-//! TF8, the study's baseline (Sheng et al. 2018): BatchNorm folded into each convolution; per-tensor asymmetric
-//! uint8 for the input, every weight tensor and every layer output; activation ranges = min/max over calibration
-//! images, weight ranges = min/max of the folded weights, each extended to include 0 and nudged
-//! ([`QuantParams::from_range`]); bias as int32 with scale s_in·s_w and zero point 0.
+//! Calibration and quantization of a float model under a [`Scheme`]. TF8, the study's baseline (Sheng et al.
+//! 2018): BatchNorm folded into each convolution; per-tensor asymmetric uint8 for the input, every weight tensor
+//! and every layer output; activation ranges = min/max over calibration images, weight ranges = min/max of the
+//! folded weights, each extended to include 0 and nudged ([`QuantParams::from_range`]); bias as int32 with scale
+//! s_in·s_w and zero point 0. The other schemes change one step each (see [`super::scheme`]).
 
 use super::fixed_point::quantize_multiplier;
+use super::scheme::{Architecture, RangeMethod, Scheme};
+use super::transform;
 use super::{QLayer, QuantModel, QuantParams, Range};
 use crate::cpu_ref;
 use crate::error::{Error, Result};
@@ -13,80 +16,216 @@ use rayon::prelude::*;
 /// Bias magnitudes are clamped here so that bias + accumulator fits i32 (see the overflow budgets in cpu_ref).
 pub const BIAS_LIMIT: i64 = 1 << 30;
 
-/// Min/max of the input and of every layer's output over the calibration images.
+/// Bins of the activation histograms that MSE clipping searches.
+const HISTOGRAM_BINS: usize = 2048;
+
+/// Min/max of the input and of every layer's output over the calibration images, and the mean of every
+/// layer's input channels (for bias correction).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
     pub input: Range,
     pub outputs: Vec<Range>,
+    /// [layer][input channel] mean over images and positions.
+    pub input_means: Vec<Vec<f64>>,
+    /// [layer][bin] counts of each layer's output over its [min, max], when MSE clipping asked for them.
+    pub histograms: Vec<Vec<u64>>,
 }
 
-/// Run the float model on every image (in parallel) and record the ranges.
-pub fn calibrate(model: &Model, images: &[Vec<f32>]) -> Calibration {
-    let empty = || Calibration { input: Range::default(), outputs: vec![Range::default(); model.layers.len()] };
-    images
+/// Per-channel sums of an NHWC tensor.
+fn channel_sums(values: &[f32], channels: usize) -> Vec<f64> {
+    let mut sums = vec![0.0f64; channels];
+    for pixel in values.chunks_exact(channels) {
+        for (s, &x) in sums.iter_mut().zip(pixel) {
+            *s += f64::from(x);
+        }
+    }
+    sums
+}
+
+/// Run the float model on every image (in parallel) and record ranges and input means; with `histograms`, a
+/// second pass records each output's histogram over its range.
+pub fn calibrate(model: &Model, images: &[Vec<f32>], histograms: bool) -> Calibration {
+    let layers = model.layers.len();
+    let empty = || Calibration {
+        input: Range::default(),
+        outputs: vec![Range::default(); layers],
+        input_means: model.layers.iter().map(|l| vec![0.0; l.input_shape.c]).collect(),
+        histograms: Vec::new(),
+    };
+    let sum = images
         .par_iter()
         .map(|image| {
             let outputs = cpu_ref::run_f32(model, image);
-            Calibration { input: Range::of(image), outputs: outputs.iter().map(|o| Range::of(o)).collect() }
+            let inputs = std::iter::once(image).chain(&outputs);
+            Calibration {
+                input: Range::of(image),
+                outputs: outputs.iter().map(|o| Range::of(o)).collect(),
+                input_means: inputs.zip(&model.layers).map(|(x, l)| channel_sums(x, l.input_shape.c)).collect(),
+                histograms: Vec::new(),
+            }
         })
         .reduce(empty, |a, b| Calibration {
             input: a.input.merge(b.input),
             outputs: a.outputs.iter().zip(&b.outputs).map(|(x, y)| x.merge(*y)).collect(),
+            input_means: a.input_means.iter().zip(&b.input_means).map(|(x, y)| x.iter().zip(y).map(|(p, q)| p + q).collect()).collect(),
+            histograms: Vec::new(),
+        });
+    let mut calibration = sum;
+    for (means, layer) in calibration.input_means.iter_mut().zip(&model.layers) {
+        let count = (images.len() * layer.input_shape.h * layer.input_shape.w).max(1) as f64;
+        means.iter_mut().for_each(|m| *m /= count);
+    }
+    if histograms {
+        calibration.histograms = output_histograms(model, images, &calibration.outputs);
+    }
+    calibration
+}
+
+fn output_histograms(model: &Model, images: &[Vec<f32>], ranges: &[Range]) -> Vec<Vec<u64>> {
+    let empty = || vec![vec![0u64; HISTOGRAM_BINS]; ranges.len()];
+    images
+        .par_iter()
+        .map(|image| {
+            let mut histograms = empty();
+            for ((output, range), histogram) in cpu_ref::run_f32(model, image).iter().zip(ranges).zip(&mut histograms) {
+                let width = (range.max - range.min).max(f32::MIN_POSITIVE);
+                for &x in output {
+                    let bin = ((x - range.min) / width * HISTOGRAM_BINS as f32) as usize;
+                    histogram[bin.min(HISTOGRAM_BINS - 1)] += 1;
+                }
+            }
+            histograms
         })
+        .reduce(empty, |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(p, q)| *p += q));
+            a
+        })
+}
+
+/// The clipping range [α·min, α·max] (α ∈ [0.2, 1]) minimising the expected squared error of quantizing the
+/// histogram's values: clipped values cost their distance to the bound, the others the uniform rounding noise
+/// scale²/12.
+pub fn mse_range(range: Range, histogram: &[u64]) -> Range {
+    let width = f64::from(range.max - range.min) / histogram.len() as f64;
+    let error = |candidate: Range| {
+        let params = QuantParams::from_range(candidate.min, candidate.max);
+        let (low, high) = (f64::from(params.dequantize(0)), f64::from(params.dequantize(255)));
+        let noise = f64::from(params.scale).powi(2) / 12.0;
+        histogram
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(bin, &n)| {
+                let x = f64::from(range.min) + (bin as f64 + 0.5) * width;
+                let clipped = x.clamp(low, high);
+                n as f64 * if clipped == x { noise } else { (x - clipped).powi(2) }
+            })
+            .sum::<f64>()
+    };
+    (20..=100)
+        .map(|percent| {
+            let alpha = percent as f32 / 100.0;
+            Range { min: range.min * alpha, max: range.max * alpha }
+        })
+        .min_by(|a, b| error(*a).total_cmp(&error(*b)))
+        .expect("candidates")
 }
 
 /// Calibrate on `images` and quantize with TF8.
 pub fn quantize(model: &Model, images: &[Vec<f32>]) -> Result<QuantModel> {
+    Ok(quantize_scheme(model, &Scheme::tf8(), images)?.1)
+}
+
+/// The float model a scheme quantizes (BatchNorm folded, transforms applied): the reference for its SQNR.
+pub fn prepare(model: &Model, scheme: &Scheme) -> Model {
+    let changed = match scheme.architecture {
+        Architecture::Original => model.clone(),
+        Architecture::Relu => transform::relu_everywhere(model),
+        Architecture::DwLinear => transform::depthwise_linear(model, scheme.zero_variance_fix),
+    };
+    let folded = transform::fold_batch_norms(&changed, scheme.zero_variance_fix);
+    if scheme.equalize {
+        transform::equalize(&folded)
+    } else {
+        folded
+    }
+}
+
+/// Calibrate on `images` and quantize under `scheme`: (the prepared float model, the quantized model).
+pub fn quantize_scheme(model: &Model, scheme: &Scheme, images: &[Vec<f32>]) -> Result<(Model, QuantModel)> {
     if images.is_empty() {
         return Err(Error::Invalid("calibration needs at least one image".into()));
     }
-    quantize_calibrated(model, &calibrate(model, images))
+    let prepared = prepare(model, scheme);
+    let calibration = calibrate(&prepared, images, scheme.ranges == RangeMethod::Mse);
+    let quantized = quantize_calibrated(&prepared, scheme, &calibration)?;
+    Ok((prepared, quantized))
 }
 
-/// The folded float weights [layout of the op] and bias [c_out] of a layer: BN(conv(x)) = conv'(x) + b'.
-pub fn fold_batch_norm(layer: &Layer) -> (Vec<f32>, Vec<f32>) {
-    let channels = layer.output_shape.c;
-    let mut kernel = layer.kernel.clone();
-    let mut bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; channels]);
-    if let Some(bn) = &layer.batch_norm {
-        // Every kernel layout of MobileNetV1 has the output channel fastest.
-        for (i, w) in kernel.iter_mut().enumerate() {
-            *w *= bn.scale_shift(i % channels).0;
-        }
-        for (c, b) in bias.iter_mut().enumerate() {
-            let (scale, shift) = bn.scale_shift(c);
-            *b = *b * scale + shift;
-        }
-    }
-    (kernel, bias)
-}
-
-/// Quantize with known activation ranges, one weight range per tensor.
-pub fn quantize_calibrated(model: &Model, calibration: &Calibration) -> Result<QuantModel> {
+/// Quantize a prepared (BatchNorm-folded) model with known calibration.
+pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibration) -> Result<QuantModel> {
     let input = QuantParams::from_range(calibration.input.min, calibration.input.max);
     let mut layers = Vec::with_capacity(model.layers.len());
     let mut layer_input = input;
-    for (layer, range) in model.layers.iter().zip(&calibration.outputs) {
+    for (i, layer) in model.layers.iter().enumerate() {
+        if layer.batch_norm.is_some() {
+            return Err(Error::Invalid(format!("layer {}: fold BatchNorm before quantizing", layer.name)));
+        }
         let qlayer = if layer.op == Op::GlobalAvgPool {
             pool_layer(layer, layer_input)
         } else {
-            let (kernel, bias) = fold_batch_norm(layer);
-            let weight_range = Range::of(&kernel);
-            let weights = vec![QuantParams::from_range(weight_range.min, weight_range.max); layer.output_shape.c];
+            let range = match scheme.ranges {
+                RangeMethod::MinMax => calibration.outputs[i],
+                RangeMethod::Mse => mse_range(calibration.outputs[i], &calibration.histograms[i]),
+            };
             let output = QuantParams::from_range(range.min, range.max);
-            quantize_layer(layer, &kernel, &bias, layer_input, &weights, output)?
+            let weights = weight_params(layer, scheme.per_channel);
+            let mut bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.output_shape.c]);
+            if scheme.bias_correction {
+                correct_bias(layer, &weights, &calibration.input_means[i], &mut bias);
+            }
+            quantize_layer(layer, &bias, layer_input, &weights, output)?
         };
         layer_input = qlayer.output;
         layers.push(qlayer);
     }
     Ok(QuantModel {
         name: model.name.clone(),
-        scheme: "tf8".into(),
+        scheme: scheme.name.clone(),
         input_shape: model.input_shape,
         input,
         layers,
         synthetic: model.synthetic,
     })
+}
+
+/// One weight quantization per output channel: per-tensor repeats the whole kernel's.
+fn weight_params(layer: &Layer, per_channel: bool) -> Vec<QuantParams> {
+    let channels = layer.output_shape.c;
+    if !per_channel {
+        let range = Range::of(&layer.kernel);
+        return vec![QuantParams::from_range(range.min, range.max); channels];
+    }
+    let mut ranges = vec![Range::default(); channels];
+    for (i, &w) in layer.kernel.iter().enumerate() {
+        ranges[i % channels].update(&[w]);
+    }
+    ranges.iter().map(|r| QuantParams::from_range(r.min, r.max)).collect()
+}
+
+/// Bias correction (Nagel et al. 2019, §4.2, with empirical input means): the weight-quantization error
+/// ε = W_q − W shifts each output's expectation by Σ ε·E[x]; subtract it from the bias. Padding is ignored.
+fn correct_bias(layer: &Layer, weights: &[QuantParams], input_means: &[f64], bias: &mut [f32]) {
+    let (c_in, c_out) = (layer.input_shape.c, layer.output_shape.c);
+    for (i, &w) in layer.kernel.iter().enumerate() {
+        let c = i % c_out;
+        let error = f64::from(weights[c].dequantize(weights[c].quantize(w))) - f64::from(w);
+        let input_channel = match layer.op {
+            Op::DepthwiseConv2d { .. } => c,
+            _ => i / c_out % c_in,
+        };
+        bias[c] -= (error * input_means[input_channel]) as f32;
+    }
 }
 
 /// The global average pool keeps its input's quantization (TFLite requires it), so it needs no parameters.
@@ -105,21 +244,20 @@ fn pool_layer(layer: &Layer, input: QuantParams) -> QLayer {
         multipliers: Vec::new(),
         shifts: Vec::new(),
         act_min: 0,
-        act_max: 255,
+        act_max: Vec::new(),
     }
 }
 
 /// Quantize one folded convolution with the given per-output-channel weight parameters.
 pub fn quantize_layer(
     layer: &Layer,
-    kernel: &[f32],
     bias: &[f32],
     input: QuantParams,
     weights: &[QuantParams],
     output: QuantParams,
 ) -> Result<QLayer> {
     let channels = layer.output_shape.c;
-    let quantized_weights = kernel.iter().enumerate().map(|(i, &w)| weights[i % channels].quantize(w)).collect();
+    let quantized_weights = layer.kernel.iter().enumerate().map(|(i, &w)| weights[i % channels].quantize(w)).collect();
     let mut multipliers = Vec::with_capacity(channels);
     let mut shifts = Vec::with_capacity(channels);
     let mut quantized_bias = Vec::with_capacity(channels);
@@ -135,10 +273,11 @@ pub fn quantize_layer(
         multipliers.push(multiplier);
         shifts.push(shift);
     }
+    let relu6_max = |c: usize| layer.clip_max.as_ref().map_or(6.0, |clip| clip[c]);
     let (act_min, act_max) = match layer.activation {
-        Activation::None => (0, 255),
-        Activation::Relu => (output.zero(), 255),
-        Activation::Relu6 => (output.zero(), output.quantize(6.0)),
+        Activation::None => (0, vec![255; channels]),
+        Activation::Relu => (output.zero(), vec![255; channels]),
+        Activation::Relu6 => (output.zero(), (0..channels).map(|c| output.quantize(relu6_max(c))).collect()),
     };
     Ok(QLayer {
         name: layer.name.clone(),

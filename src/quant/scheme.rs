@@ -1,0 +1,111 @@
+//! Quantization schemes, selectable by name (`--scheme`): the study's TF8 baseline, its Option 1 (zero-variance
+//! channels), and today's fixes (per-channel weights, cross-layer equalization, bias correction, clipped
+//! activation ranges), plus the study's architecture changes applied without retraining.
+//!
+//! A name is a preset followed by `+modifier`s, e.g. `cle-bc+mse`:
+//!
+//! | preset | what it is |
+//! |---|---|
+//! | `tf8` | per-tensor asymmetric uint8, min/max ranges (the study's baseline) |
+//! | `tf8-zero-var` | `tf8` after zeroing the folded weights of zero-variance BatchNorm channels |
+//! | `per-channel` | `tf8-zero-var` with one weight scale and zero point per output channel |
+//! | `cle` | `tf8-zero-var` after cross-layer equalization (ReLU6 → ReLU, see [`super::transform::equalize`]) |
+//! | `cle-bc` | `cle` with bias correction of the expected weight-quantization error |
+//!
+//! | modifier | what it changes |
+//! |---|---|
+//! | `+mse` | activation ranges clipped to minimise the expected squared error instead of min/max |
+//! | `+zero-var` | zero-variance fix (already part of every preset but `tf8`) |
+//! | `+per-channel` | per-channel weights |
+//! | `+relu` | architecture: ReLU6 → ReLU everywhere (the study retrained for this; we do not) |
+//! | `+dw-linear` | architecture: no activation after depthwise layers, their BatchNorm folded forward into the pointwise layer (the study retrained; we do not) |
+
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// The presets, in the order reports list them.
+pub const PRESETS: [&str; 5] = ["tf8", "tf8-zero-var", "per-channel", "cle", "cle-bc"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RangeMethod {
+    /// min/max over the calibration images (the study).
+    MinMax,
+    /// The clipping range that minimises the expected squared quantization error on the calibration histogram.
+    Mse,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Architecture {
+    Original,
+    /// ReLU6 → ReLU everywhere.
+    Relu,
+    /// Depthwise layers without activation; their BatchNorm folded forward into the pointwise layer.
+    DwLinear,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Scheme {
+    /// The name it was parsed from, e.g. `cle-bc+mse`.
+    pub name: String,
+    pub zero_variance_fix: bool,
+    pub per_channel: bool,
+    pub equalize: bool,
+    pub bias_correction: bool,
+    pub ranges: RangeMethod,
+    pub architecture: Architecture,
+}
+
+impl Scheme {
+    pub fn tf8() -> Scheme {
+        "tf8".parse().expect("a preset")
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl FromStr for Scheme {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Scheme> {
+        let mut parts = name.split('+');
+        let preset = parts.next().unwrap_or_default();
+        let mut scheme = Scheme {
+            name: name.to_string(),
+            zero_variance_fix: preset != "tf8",
+            per_channel: preset == "per-channel",
+            equalize: preset.starts_with("cle"),
+            bias_correction: preset == "cle-bc",
+            ranges: RangeMethod::MinMax,
+            architecture: Architecture::Original,
+        };
+        if !PRESETS.contains(&preset) {
+            return Err(Error::Invalid(format!("unknown scheme `{preset}`; presets: {}", PRESETS.join(", "))));
+        }
+        for modifier in parts {
+            match modifier {
+                "mse" => scheme.ranges = RangeMethod::Mse,
+                "zero-var" => scheme.zero_variance_fix = true,
+                "per-channel" => scheme.per_channel = true,
+                "relu" => scheme.architecture = Architecture::Relu,
+                "dw-linear" => scheme.architecture = Architecture::DwLinear,
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "unknown scheme modifier `+{other}`; modifiers: +mse, +zero-var, +per-channel, +relu, +dw-linear"
+                    )))
+                }
+            }
+        }
+        if scheme.equalize && scheme.architecture == Architecture::DwLinear {
+            return Err(Error::Invalid("`cle` equalizes through the depthwise activations `+dw-linear` removes; pick one".into()));
+        }
+        Ok(scheme)
+    }
+}
