@@ -30,7 +30,7 @@ fn whole_network(c: &mut Criterion) {
             .map(|image| cpu_ref::run_u8(&quant, image).pop().unwrap())
             .collect();
 
-        let mut group = c.benchmark_group(format!("{}", quant.name));
+        let mut group = c.benchmark_group(quant.name.clone());
         group
             .sample_size(10)
             .warm_up_time(Duration::from_secs(1))

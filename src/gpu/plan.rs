@@ -55,6 +55,9 @@ pub struct Profile {
     pub layers: Vec<LayerTime>,
 }
 
+/// Per image, per layer read back, NHWC u8.
+type Outputs = Vec<Vec<Vec<u8>>>;
+
 /// One layer's recorded work.
 struct Step {
     name: String,
@@ -163,7 +166,7 @@ impl Plan {
         // The batch that fits: the largest activation in one storage binding, every layer's output in one
         // readback buffer, images in the z dimension of a dispatch.
         let fits = [
-            limits.max_storage_buffer_binding_size as u64 / (4 * largest_words as u64),
+            limits.max_storage_buffer_binding_size / (4 * largest_words as u64),
             limits.max_buffer_size / (4 * all_words as u64),
             u64::from(max_dimension),
         ];
@@ -239,7 +242,7 @@ impl Plan {
         images: &[&[u8]],
         readback: Readback,
         timed: bool,
-    ) -> Result<(Vec<Vec<Vec<u8>>>, Vec<f64>)> {
+    ) -> Result<(Outputs, Vec<f64>)> {
         let n = images.len();
         if n == 0 {
             return Ok((Vec::new(), Vec::new()));

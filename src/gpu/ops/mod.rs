@@ -130,7 +130,7 @@ fn check_per_channel(layer: &QLayer) -> Result<()> {
 
 /// Channels must fill whole packed words everywhere but the network input.
 fn check_multiple_of_4(layer: &QLayer, what: &str, channels: usize) -> Result<()> {
-    if channels % 4 != 0 {
+    if !channels.is_multiple_of(4) {
         return Err(unsupported(
             layer,
             format!("{what} has {channels} channels; the GPU needs a multiple of 4"),
