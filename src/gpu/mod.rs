@@ -1,1 +1,15 @@
-//! The WGSL int8 engine.
+//! The WGSL int8 engine: the adapter and device ([`context`]), the WGSL sources and how they compose
+//! ([`shaders`]), one module per op under `ops/` (host-side packing, params, dispatch size), and the execution
+//! plan that runs a [`QuantModel`](crate::quant::QuantModel) bit-exactly with `cpu_ref::run_u8` ([`plan`]).
+
+pub mod context;
+mod ops;
+pub mod plan;
+pub mod shaders;
+
+pub use context::{AdapterInfo, AdapterOptions, GpuContext};
+pub use ops::{
+    Channel, ClassifierParams, Conv2dParams, DepthwiseConv2dParams, GlobalAvgPoolParams,
+    PointwiseConv2dParams,
+};
+pub use plan::{InnerProduct, LayerTime, Plan, Profile, Readback};

@@ -1,0 +1,130 @@
+// Helpers shared by every op shader; src/gpu/shaders.rs prepends this file to each op file. Mirrors
+// src/quant/fixed_point.rs (i64 there, 32-bit emulation here: tests/gpu_requantize.rs proves they agree).
+// Activations and weights are u8 packed four to a u32, channel c in bits 8·(c % 4).. (little-endian bytes).
+
+// The inner-product path, set per pipeline from `InnerProduct` (src/gpu/plan.rs): true uses the built-in
+// dot4U8Packed, false unpacks with shifts and masks. Both are exact.
+override DOT4: bool = false;
+
+const I32_MIN: i32 = -2147483648;
+const I32_MAX: i32 = 2147483647;
+// Four bytes of 1: dot_u8x4(x, ONES_U8X4) is the sum of x's four bytes.
+const ONES_U8X4: u32 = 0x01010101u;
+
+// One output channel's constants. Mirrors `Channel` in src/gpu/ops/mod.rs.
+struct Channel {
+    bias: i32,
+    multiplier: i32,
+    shift: i32,
+    weight_zero_point: i32,
+    // Σw over the channel's whole (padded) kernel: the z_x·Σw term of the expansion in `inner_product`.
+    weight_sum: i32,
+}
+
+fn unpack_u8x4(word: u32) -> vec4<u32> {
+    return (vec4<u32>(word) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu);
+}
+
+fn pack_u8x4(bytes: vec4<u32>) -> u32 {
+    return bytes.x | (bytes.y << 8u) | (bytes.z << 16u) | (bytes.w << 24u);
+}
+
+// Σ x_j·w_j over the four bytes of two words: ≤ 4·255·255 = 260,100.
+fn dot_u8x4(x: u32, w: u32) -> u32 {
+    if DOT4 {
+        return dot4U8Packed(x, w);
+    }
+    return dot(unpack_u8x4(x), unpack_u8x4(w));
+}
+
+// Σ (x − z_x)(w − z_w) + bias over `terms` products, from Σxw and Σx:
+//   Σ(x − z_x)(w − z_w) = Σxw − z_w·Σx − z_x·Σw + terms·z_x·z_w.
+// The partial terms may leave i32 but WGSL integer arithmetic wraps, and the true sum fits i32
+// (|bias| ≤ 2^30, terms·255² ≤ 2^30 for terms ≤ 16,513), so the wrapped result is exact.
+fn inner_product(channel: Channel, sum_xw: u32, sum_x: u32, input_zero_point: i32, terms: i32) -> i32 {
+    return channel.bias + i32(sum_xw) - channel.weight_zero_point * i32(sum_x)
+        - input_zero_point * channel.weight_sum
+        + terms * input_zero_point * channel.weight_zero_point;
+}
+
+// The full 64-bit product of two u32 as (low, high) words, from 16-bit halves.
+fn mul_u32_wide(a: u32, b: u32) -> vec2<u32> {
+    let a_lo = a & 0xffffu;
+    let a_hi = a >> 16u;
+    let b_lo = b & 0xffffu;
+    let b_hi = b >> 16u;
+    let lo_lo = a_lo * b_lo;
+    let lo_hi = a_lo * b_hi;
+    // ≤ (2^16 − 1)² + 2·(2^16 − 1) = 2^32 − 1: no carry lost.
+    let cross = a_hi * b_lo + (lo_lo >> 16u) + (lo_hi & 0xffffu);
+    let low = (cross << 16u) | (lo_lo & 0xffffu);
+    let high = a_hi * b_hi + (cross >> 16u) + (lo_hi >> 16u);
+    return vec2<u32>(low, high);
+}
+
+// gemmlowp SaturatingRoundingDoublingHighMul: (a·b + nudge) / 2^31 truncated toward zero, with nudge 2^30 for
+// a·b ≥ 0 and 1 − 2^30 below. Worked on magnitudes: |a·b| ≤ 2^62, so |result| ≤ 2^31 − 1 outside the one
+// saturating case.
+fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == I32_MIN && b == I32_MIN {
+        return I32_MAX;
+    }
+    let negative = (a < 0) != (b < 0);
+    // |i32::MIN| = 2^31 fits u32.
+    let magnitude_a = select(bitcast<u32>(a), 0u - bitcast<u32>(a), a < 0);
+    let magnitude_b = select(bitcast<u32>(b), 0u - bitcast<u32>(b), b < 0);
+    let product = mul_u32_wide(magnitude_a, magnitude_b);
+    let nudge = select(0x40000000u, 0x3fffffffu, negative);
+    let low = product.x + nudge;
+    let high = product.y + select(0u, 1u, low < nudge);
+    let magnitude = bitcast<i32>((high << 1u) | (low >> 31u));
+    return select(magnitude, -magnitude, negative);
+}
+
+// gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero; exponent ≤ 31.
+fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
+    let mask = bitcast<i32>((1u << exponent) - 1u);
+    let remainder = x & mask;
+    let threshold = (mask >> 1u) + select(0, 1, x < 0);
+    return (x >> exponent) + select(0, 1, remainder > threshold);
+}
+
+// x · 2^left saturated to i32; left ≤ 31 (31 saturates every x but 0 and −1, as any larger shift would).
+fn saturating_shift_left(x: i32, left: u32) -> i32 {
+    if x > (I32_MAX >> left) {
+        return I32_MAX;
+    }
+    if x < (I32_MIN >> left) {
+        return I32_MIN;
+    }
+    return x << left;
+}
+
+fn saturating_add(a: i32, b: i32) -> i32 {
+    let sum = a + b;
+    // Overflow iff a and b share a sign that the wrapped sum lacks.
+    if (a < 0) == (b < 0) && (sum < 0) != (a < 0) {
+        return select(I32_MAX, I32_MIN, a < 0);
+    }
+    return sum;
+}
+
+// TFLite MultiplyByQuantizedMultiplier: x · multiplier · 2^shift / 2^31, shift > 0 a saturating left shift.
+fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let left = u32(clamp(shift, 0, 31));
+    let right = u32(clamp(-shift, 0, 31));
+    let high = saturating_rounding_doubling_high_mul(saturating_shift_left(x, left), multiplier);
+    return rounding_divide_by_pot(high, right);
+}
+
+// The output stage of every integer layer (fixed_point::requantize): scale, add the zero point (saturating),
+// clamp to the activation's range [act_min, act_max] ⊆ [0, 255].
+fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point: i32, act_min: i32, act_max: i32) -> u32 {
+    let scaled = saturating_add(multiply_by_quantized_multiplier(acc, multiplier, shift), output_zero_point);
+    return u32(clamp(scaled, act_min, act_max));
+}
+
+// requantize with one channel's constants.
+fn requantize_channel(acc: i32, channel: Channel, output_zero_point: i32, act_min: i32, act_max: i32) -> u32 {
+    return requantize(acc, channel.multiplier, channel.shift, output_zero_point, act_min, act_max);
+}

@@ -1,0 +1,62 @@
+//! The real MobileNetV1 0.75 × 224 (Google's TF.js weights), TF8-quantized on calibration images, runs on the
+//! GPU bit-exactly with the CPU integer reference at every layer, for both inner-product paths.
+
+mod common;
+
+use mnq_gpu::gpu::{InnerProduct, Plan, Readback};
+use mnq_gpu::{cpu_ref, model, preprocess, quant};
+use std::path::Path;
+
+const MODEL: &str = "../shared/models/mobilenet_v1_0.75_224";
+const IMAGES: &str = "../shared/imagenet/val1300";
+/// Calibration images used (of the 100 listed): enough for realistic ranges, few enough for a quick test.
+const CALIBRATION_IMAGES: usize = 8;
+/// Evaluation images run through both engines.
+const TEST_IMAGES: usize = 3;
+
+/// The first `count` images listed in `list` (lines `FILE CLASS`), preprocessed for `input`.
+fn load_images(list: &str, count: usize, input: model::Shape) -> Vec<Vec<f32>> {
+    let listing = std::fs::read_to_string(Path::new(IMAGES).join(list)).expect("image list");
+    listing
+        .lines()
+        .take(count)
+        .map(|line| {
+            let file = line.split_whitespace().next().expect("FILE CLASS");
+            preprocess::load_image(&Path::new(IMAGES).join("images").join(file), input)
+                .expect("image")
+        })
+        .collect()
+}
+
+#[test]
+fn real_mobilenet_v1_0_75_matches_cpu_ref_at_every_layer() {
+    if !Path::new(MODEL).exists() {
+        eprintln!("SKIPPED: no model at {MODEL}");
+        return;
+    }
+    let Some(gpu) = common::gpu_or_skip() else {
+        return;
+    };
+    let float = model::tfjs::load(Path::new(MODEL)).expect("model");
+    let calibration = load_images("calibration.txt", CALIBRATION_IMAGES, float.input_shape);
+    let quant = quant::tf8::quantize(&float, &calibration).expect("quantize");
+    let images: Vec<Vec<u8>> = load_images("evaluation.txt", TEST_IMAGES, float.input_shape)
+        .iter()
+        .map(|image| quant.quantize_input(image))
+        .collect();
+    let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
+    let expected: Vec<Vec<Vec<u8>>> = images
+        .iter()
+        .map(|image| cpu_ref::run_u8(&quant, image))
+        .collect();
+    for inner in InnerProduct::ALL {
+        let mut plan = Plan::new(&gpu, &quant, TEST_IMAGES, inner).expect("plan");
+        let actual = plan.run(&gpu, &inputs, Readback::AllLayers).expect("run");
+        for (image, (expected, actual)) in expected.iter().zip(&actual).enumerate() {
+            for ((layer, expected), actual) in quant.layers.iter().zip(expected).zip(actual) {
+                let what = format!("image {image}, {} ({inner:?})", layer.name);
+                common::assert_bit_exact(&what, layer.output_shape, expected, actual);
+            }
+        }
+    }
+}
