@@ -9,8 +9,9 @@ struct ClassifierParams {
     input_zero_point: i32,
     output_zero_point: i32,
     act_min: i32,
-    act_max: i32,
-    _padding: vec2<u32>,
+    _padding0: u32,
+    _padding1: u32,
+    _padding2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: ClassifierParams;
@@ -44,7 +45,7 @@ fn classifier(@builtin(global_invocation_id) id: vec3<u32>) {
     for (var j = 0u; j < 4u; j++) {
         let c = channels[channel + j];
         let acc = inner_product(c, sum_xw[j], sum_x, params.input_zero_point, terms);
-        q[j] = requantize_channel(acc, c, params.output_zero_point, params.act_min, params.act_max);
+        q[j] = requantize_channel(acc, c, params.output_zero_point, params.act_min);
     }
     output[id.z * params.output_words + out_word] = pack_u8x4(q);
 }

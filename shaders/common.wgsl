@@ -19,6 +19,8 @@ struct Channel {
     weight_zero_point: i32,
     // Σw over the channel's whole (padded) kernel: the z_x·Σw term of the expansion in `inner_product`.
     weight_sum: i32,
+    // The activation clamp's upper bound (per channel: equalization rescales each channel's ReLU6 bound).
+    act_max: i32,
 }
 
 fn unpack_u8x4(word: u32) -> vec4<u32> {
@@ -125,6 +127,6 @@ fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point: i32, act
 }
 
 // requantize with one channel's constants.
-fn requantize_channel(acc: i32, channel: Channel, output_zero_point: i32, act_min: i32, act_max: i32) -> u32 {
-    return requantize(acc, channel.multiplier, channel.shift, output_zero_point, act_min, act_max);
+fn requantize_channel(acc: i32, channel: Channel, output_zero_point: i32, act_min: i32) -> u32 {
+    return requantize(acc, channel.multiplier, channel.shift, output_zero_point, act_min, channel.act_max);
 }

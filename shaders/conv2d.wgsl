@@ -19,8 +19,8 @@ struct Conv2dParams {
     input_zero_point: i32,
     output_zero_point: i32,
     act_min: i32,
-    act_max: i32,
     _padding0: u32,
+    _padding3: u32,
     _padding1: u32,
     _padding2: u32,
 }
@@ -75,7 +75,7 @@ fn conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
     for (var j = 0u; j < 4u; j++) {
         let c = channels[channel + j];
         let acc = inner_product(c, sum_xw[j], sum_x, params.input_zero_point, terms);
-        q[j] = requantize_channel(acc, c, params.output_zero_point, params.act_min, params.act_max);
+        q[j] = requantize_channel(acc, c, params.output_zero_point, params.act_min);
     }
     output[((image * params.output_height + oy) * params.output_width + ox) * params.output_words + out_word] = pack_u8x4(q);
 }

@@ -18,7 +18,7 @@ struct DepthwiseConv2dParams {
     input_zero_point: i32,
     output_zero_point: i32,
     act_min: i32,
-    act_max: i32,
+    _padding: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: DepthwiseConv2dParams;
@@ -66,10 +66,10 @@ fn depthwise_conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
         }
     }
     let q = vec4<u32>(
-        requantize_channel(acc.x, c0, params.output_zero_point, params.act_min, params.act_max),
-        requantize_channel(acc.y, c1, params.output_zero_point, params.act_min, params.act_max),
-        requantize_channel(acc.z, c2, params.output_zero_point, params.act_min, params.act_max),
-        requantize_channel(acc.w, c3, params.output_zero_point, params.act_min, params.act_max),
+        requantize_channel(acc.x, c0, params.output_zero_point, params.act_min),
+        requantize_channel(acc.y, c1, params.output_zero_point, params.act_min),
+        requantize_channel(acc.z, c2, params.output_zero_point, params.act_min),
+        requantize_channel(acc.w, c3, params.output_zero_point, params.act_min),
     );
     output[((image * params.output_height + oy) * params.output_width + ox) * words + word] = pack_u8x4(q);
 }

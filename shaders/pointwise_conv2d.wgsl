@@ -11,8 +11,7 @@ struct PointwiseConv2dParams {
     input_zero_point: i32,
     output_zero_point: i32,
     act_min: i32,
-    act_max: i32,
-    _padding: u32,
+    _padding: vec2<u32>,
 }
 
 @group(0) @binding(0) var<uniform> params: PointwiseConv2dParams;
@@ -67,10 +66,10 @@ fn pointwise_conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
         }
         let zx = params.input_zero_point;
         let q = vec4<u32>(
-            requantize_channel(inner_product(c0, sum_xw[p].x, sum_x[p], zx, terms), c0, params.output_zero_point, params.act_min, params.act_max),
-            requantize_channel(inner_product(c1, sum_xw[p].y, sum_x[p], zx, terms), c1, params.output_zero_point, params.act_min, params.act_max),
-            requantize_channel(inner_product(c2, sum_xw[p].z, sum_x[p], zx, terms), c2, params.output_zero_point, params.act_min, params.act_max),
-            requantize_channel(inner_product(c3, sum_xw[p].w, sum_x[p], zx, terms), c3, params.output_zero_point, params.act_min, params.act_max),
+            requantize_channel(inner_product(c0, sum_xw[p].x, sum_x[p], zx, terms), c0, params.output_zero_point, params.act_min),
+            requantize_channel(inner_product(c1, sum_xw[p].y, sum_x[p], zx, terms), c1, params.output_zero_point, params.act_min),
+            requantize_channel(inner_product(c2, sum_xw[p].z, sum_x[p], zx, terms), c2, params.output_zero_point, params.act_min),
+            requantize_channel(inner_product(c3, sum_xw[p].w, sum_x[p], zx, terms), c3, params.output_zero_point, params.act_min),
         );
         output[(image_pixel + first + p) * params.output_words + out_word] = pack_u8x4(q);
     }

@@ -77,7 +77,7 @@ pub fn random_layer(
             multipliers: Vec::new(),
             shifts: Vec::new(),
             act_min: 0,
-            act_max: 255,
+            act_max: Vec::new(),
         };
     }
     let weights: Vec<u8> = (0..weights_len).map(|_| rng.random()).collect();
@@ -113,11 +113,12 @@ pub fn random_layer(
         multipliers.push(m);
         shifts.push(s);
     }
+    // The upper bound differs per channel, as after cross-layer equalization.
     let (act_min, act_max) = if op == Op::Classifier || rng.random_bool(0.3) {
-        (0, 255)
+        (0, vec![255; c_out])
     } else {
         let zero = output.zero_point as u8;
-        (zero, rng.random_range(zero..=255))
+        (zero, (0..c_out).map(|_| rng.random_range(zero..=255)).collect())
     };
     QLayer {
         name: name.into(),

@@ -14,8 +14,7 @@ pub struct ClassifierParams {
     pub input_zero_point: i32,
     pub output_zero_point: i32,
     pub act_min: i32,
-    pub act_max: i32,
-    pub _padding: [u32; 2],
+    pub _padding: [u32; 3],
 }
 const _: () = assert!(size_of::<ClassifierParams>() == 32);
 
@@ -45,8 +44,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         input_zero_point: layer.input.zero_point,
         output_zero_point: layer.output.zero_point,
         act_min: i32::from(layer.act_min),
-        act_max: i32::from(layer.act_max),
-        _padding: [0; 2],
+        _padding: [0; 3],
     };
     Ok(LayerSetup {
         stem: "classifier",

@@ -25,8 +25,8 @@ pub struct Conv2dParams {
     pub input_zero_point: i32,
     pub output_zero_point: i32,
     pub act_min: i32,
-    pub act_max: i32,
     pub _padding0: u32,
+    pub _padding3: u32,
     pub _padding1: u32,
     pub _padding2: u32,
 }
@@ -84,7 +84,6 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         input_zero_point: layer.input.zero_point,
         output_zero_point: layer.output.zero_point,
         act_min: i32::from(layer.act_min),
-        act_max: i32::from(layer.act_max),
         ..Default::default()
     };
     Ok(LayerSetup {

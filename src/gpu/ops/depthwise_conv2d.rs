@@ -23,7 +23,7 @@ pub struct DepthwiseConv2dParams {
     pub input_zero_point: i32,
     pub output_zero_point: i32,
     pub act_min: i32,
-    pub act_max: i32,
+    pub _padding: u32,
 }
 const _: () = assert!(size_of::<DepthwiseConv2dParams>() == 48);
 
@@ -58,6 +58,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
             weight_sum: (0..9)
                 .map(|tap| i32::from(layer.weights[tap * outs.c + c]))
                 .sum(),
+            act_max: i32::from(layer.act_max[c]),
         })
         .collect();
     let params = DepthwiseConv2dParams {
@@ -72,7 +73,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         input_zero_point: layer.input.zero_point,
         output_zero_point: layer.output.zero_point,
         act_min: i32::from(layer.act_min),
-        act_max: i32::from(layer.act_max),
+        _padding: 0,
     };
     Ok(LayerSetup {
         stem: "depthwise_conv2d",

@@ -31,8 +31,10 @@ pub struct Channel {
     pub weight_zero_point: i32,
     /// Σw over the channel's whole packed kernel, padding included.
     pub weight_sum: i32,
+    /// The activation clamp's upper bound, [`QLayer::act_max`].
+    pub act_max: i32,
 }
-const _: () = assert!(size_of::<Channel>() == 20);
+const _: () = assert!(size_of::<Channel>() == 24);
 
 /// Bindings of group 0, in binding order; each op lists the ones it uses (a prefix of this order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +166,7 @@ fn channels_of_rows(layer: &QLayer, packed: &[u32], row_words: usize) -> Vec<Cha
                 .flat_map(|word| word.to_le_bytes())
                 .map(i32::from)
                 .sum(),
+            act_max: i32::from(layer.act_max[c]),
         })
         .collect()
 }

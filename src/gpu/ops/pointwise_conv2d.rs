@@ -18,8 +18,7 @@ pub struct PointwiseConv2dParams {
     pub input_zero_point: i32,
     pub output_zero_point: i32,
     pub act_min: i32,
-    pub act_max: i32,
-    pub _padding: u32,
+    pub _padding: [u32; 2],
 }
 const _: () = assert!(size_of::<PointwiseConv2dParams>() == 32);
 
@@ -53,8 +52,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         input_zero_point: layer.input.zero_point,
         output_zero_point: layer.output.zero_point,
         act_min: i32::from(layer.act_min),
-        act_max: i32::from(layer.act_max),
-        _padding: 0,
+        _padding: [0; 2],
     };
     Ok(LayerSetup {
         stem: "pointwise_conv2d",
