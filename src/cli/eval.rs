@@ -1,10 +1,13 @@
-//! `mnq-gpu eval`: top-1/top-5 of the float and int8 pipelines over a labelled list.
+//! `mnq-gpu eval`: top-1/top-5 of the float and int8 pipelines of every scheme over a labelled list, in one pass.
 
-use super::{default_evaluation_list, load_images, print_json, progress_bar, Device, ModelArgs};
+use super::engine::{check_layers, Engine};
+use super::{default_evaluation_list, load_images, print_json, progress_bar, DeviceArgs, ModelArgs, EXIT_MISMATCH};
 use anyhow::Result;
 use clap::Args;
 use mnq_gpu::cpu_ref;
 use mnq_gpu::labels::{read_list, top_k};
+use mnq_gpu::model::Model;
+use mnq_gpu::quant::scheme::Architecture;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -18,21 +21,26 @@ const CHUNK: usize = 48;
 pub struct EvalArgs {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Labelled list (`FILE CLASS` lines). Default: ../shared/imagenet/val1300/evaluation.txt
     #[arg(long, value_name = "LIST")]
     list: Option<PathBuf>,
     /// Evaluate only the first N images of the list.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Where the int8 pipeline runs.
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: Device,
-    /// Print JSON instead of a table.
+    /// Confirm every int8 result on the CPU integer reference, every layer bit for bit (exit code 3 if any differ).
     #[arg(long)]
+    check: bool,
+    /// Print JSON instead of a table.
+    #[arg(long, conflicts_with = "csv")]
     json: bool,
+    /// Print CSV instead of a table.
+    #[arg(long)]
+    csv: bool,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, Clone, Copy)]
 struct Accuracy {
     top1_percent: f64,
     top5_percent: f64,
@@ -41,20 +49,53 @@ struct Accuracy {
 }
 
 #[derive(Serialize)]
+struct SchemeReport {
+    scheme: String,
+    device: &'static str,
+    /// The float model this scheme quantizes (differs from the original only for architecture changes).
+    float: Accuracy,
+    int8: Accuracy,
+    /// With --check: bytes of every layer's output compared with the CPU integer reference, and how many differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checked_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    differing_bytes: Option<usize>,
+}
+
+#[derive(Serialize)]
 struct Report {
     model: String,
-    scheme: String,
     list: PathBuf,
     images: usize,
     threads: usize,
-    float: Accuracy,
-    int8: Accuracy,
+    schemes: Vec<SchemeReport>,
 }
 
-/// (top-1 hit, top-5 hit) of logits for `class`.
-fn hits(logits: &[f32], class: usize) -> (usize, usize) {
-    let top = top_k(logits, 5);
-    (usize::from(top[0] == class), usize::from(top.contains(&class)))
+/// Hits and time of one pipeline.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    top1: usize,
+    top5: usize,
+    time: Duration,
+}
+
+impl Tally {
+    fn add(&mut self, logits: &[Vec<f32>], classes: &[usize]) {
+        for (l, &class) in logits.iter().zip(classes) {
+            let top = top_k(l, 5);
+            self.top1 += usize::from(top[0] == class);
+            self.top5 += usize::from(top.contains(&class));
+        }
+    }
+
+    fn accuracy(&self, n: usize) -> Accuracy {
+        let percent = |hits: usize| 100.0 * hits as f64 / n.max(1) as f64;
+        Accuracy { top1_percent: percent(self.top1), top5_percent: percent(self.top5), wall_s: self.time.as_secs_f64() }
+    }
+}
+
+fn float_logits(model: &Model, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    inputs.par_iter().map(|input| cpu_ref::run_f32(model, input).pop().expect("layers")).collect()
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
@@ -65,61 +106,108 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     };
     let mut images = read_list(&list, float.classes())?;
     images.truncate(args.limit.unwrap_or(usize::MAX));
-    let quantized = args.model.quant_model(&float)?;
+    let quantized = args.model.quantized_models(&float)?;
+    let mut engine = Engine::new(&args.device, &quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
 
-    let (mut float_hits, mut int8_hits) = ((0, 0), (0, 0));
-    let (mut float_time, mut int8_time) = (Duration::ZERO, Duration::ZERO);
+    // Folding, the zero-variance fix and equalization leave the float function as it is: only architecture
+    // changes need their own float pass.
+    let own_float = |index: usize| quantized[index].scheme.architecture != Architecture::Original;
+    let mut original_float = Tally::default();
+    let mut floats = vec![Tally::default(); quantized.len()];
+    let mut int8s = vec![Tally::default(); quantized.len()];
+    let mut checked = vec![(0usize, 0usize); quantized.len()];
     let bar = progress_bar(images.len(), "evaluating");
     for chunk in images.chunks(CHUNK) {
         let paths: Vec<&Path> = chunk.iter().map(|i| i.path.as_path()).collect();
+        let classes: Vec<usize> = chunk.iter().map(|i| i.class).collect();
         let inputs = load_images(&paths, &float, "decoding")?;
 
         let start = Instant::now();
-        let float_logits: Vec<Vec<f32>> =
-            inputs.par_iter().map(|input| cpu_ref::run_f32(&float, input).pop().expect("layers")).collect();
-        float_time += start.elapsed();
+        original_float.add(&float_logits(&float, &inputs), &classes);
+        original_float.time += start.elapsed();
 
-        let start = Instant::now();
-        let int8_logits: Vec<Vec<f32>> = inputs
-            .par_iter()
-            .map(|input| {
-                let logits = cpu_ref::run_u8(&quantized, &quantized.quantize_input(input)).pop().expect("layers");
-                quantized.dequantize_logits(&logits)
-            })
-            .collect();
-        int8_time += start.elapsed();
-
-        for ((image, f), q) in chunk.iter().zip(&float_logits).zip(&int8_logits) {
-            let (f1, f5) = hits(f, image.class);
-            let (q1, q5) = hits(q, image.class);
-            float_hits = (float_hits.0 + f1, float_hits.1 + f5);
-            int8_hits = (int8_hits.0 + q1, int8_hits.1 + q5);
+        for (index, q) in quantized.iter().enumerate() {
+            if own_float(index) {
+                let start = Instant::now();
+                floats[index].add(&float_logits(&q.float, &inputs), &classes);
+                floats[index].time += start.elapsed();
+            }
+            let int8_inputs: Vec<Vec<u8>> = inputs.iter().map(|input| q.model.quantize_input(input)).collect();
+            let start = Instant::now();
+            let outputs = engine.run(index, &q.model, &int8_inputs, args.check)?;
+            int8s[index].time += start.elapsed();
+            let logits: Vec<Vec<f32>> =
+                outputs.iter().map(|layers| q.model.dequantize_logits(layers.last().expect("layers"))).collect();
+            int8s[index].add(&logits, &classes);
+            if args.check {
+                let results: Vec<(usize, usize)> = int8_inputs
+                    .par_iter()
+                    .zip(&outputs)
+                    .map(|(input, layers)| {
+                        let (compared, mismatches) = check_layers(&q.model, input, layers);
+                        (compared, mismatches.iter().map(|m| m.differing_bytes).sum())
+                    })
+                    .collect();
+                for (compared, differing) in results {
+                    checked[index].0 += compared;
+                    checked[index].1 += differing;
+                }
+            }
         }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
 
     let n = images.len();
-    let percent = |hits: usize| 100.0 * hits as f64 / n as f64;
-    let report = Report {
-        model: float.name.clone(),
-        scheme: quantized.scheme.clone(),
-        list,
-        images: n,
-        threads: rayon::current_num_threads(),
-        float: Accuracy { top1_percent: percent(float_hits.0), top5_percent: percent(float_hits.1), wall_s: float_time.as_secs_f64() },
-        int8: Accuracy { top1_percent: percent(int8_hits.0), top5_percent: percent(int8_hits.1), wall_s: int8_time.as_secs_f64() },
-    };
+    let schemes: Vec<SchemeReport> = quantized
+        .iter()
+        .enumerate()
+        .map(|(index, q)| SchemeReport {
+            scheme: q.scheme.to_string(),
+            device: engine.device(),
+            float: if own_float(index) { floats[index] } else { original_float }.accuracy(n),
+            int8: int8s[index].accuracy(n),
+            checked_bytes: args.check.then_some(checked[index].0),
+            differing_bytes: args.check.then_some(checked[index].1),
+        })
+        .collect();
+    let report = Report { model: float.name.clone(), list, images: n, threads: rayon::current_num_threads(), schemes };
     if args.json {
         print_json(&report)?;
+    } else if args.csv {
+        println!("scheme,device,float_top1,float_top5,int8_top1,int8_top5,int8_wall_s,checked_bytes,differing_bytes");
+        for s in &report.schemes {
+            let opt = |v: Option<usize>| v.map_or(String::new(), |v| v.to_string());
+            println!(
+                "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{},{}",
+                s.scheme, s.device, s.float.top1_percent, s.float.top5_percent, s.int8.top1_percent,
+                s.int8.top5_percent, s.int8.wall_s, opt(s.checked_bytes), opt(s.differing_bytes)
+            );
+        }
     } else {
-        println!("{} on {} images of {} ({} threads)", report.model, n, report.list.display(), report.threads);
-        println!("{:<22} {:>8} {:>8} {:>10}", "pipeline", "top-1", "top-5", "wall (s)");
-        let row = |name: String, a: &Accuracy| {
-            println!("{:<22} {:>7.2}% {:>7.2}% {:>10.1}", name, a.top1_percent, a.top5_percent, a.wall_s)
-        };
-        row("float (cpu)".into(), &report.float);
-        row(format!("int8 {} ({:?})", report.scheme, args.device).to_lowercase(), &report.int8);
+        print_table(&report, original_float.accuracy(n));
     }
-    Ok(ExitCode::SUCCESS)
+    let mismatched = report.schemes.iter().any(|s| s.differing_bytes.is_some_and(|d| d > 0));
+    Ok(if mismatched { ExitCode::from(EXIT_MISMATCH) } else { ExitCode::SUCCESS })
+}
+
+fn print_table(report: &Report, float: Accuracy) {
+    println!("{} on {} images of {} ({} CPU threads)", report.model, report.images, report.list.display(), report.threads);
+    println!("float (cpu): top-1 {:.2} %, top-5 {:.2} %, {:.1} s", float.top1_percent, float.top5_percent, float.wall_s);
+    println!(
+        "{:<24} {:>6} {:>11} {:>11} {:>11} {:>11} {:>9} {:>16}",
+        "scheme", "device", "float top-1", "float top-5", "int8 top-1", "int8 top-5", "int8 (s)", "check"
+    );
+    for s in &report.schemes {
+        let check = match (s.checked_bytes, s.differing_bytes) {
+            (Some(compared), Some(0)) => format!("{compared} B exact"),
+            (Some(_), Some(differing)) => format!("{differing} B DIFFER"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<24} {:>6} {:>10.2}% {:>10.2}% {:>10.2}% {:>10.2}% {:>9.1} {:>16}",
+            s.scheme, s.device, s.float.top1_percent, s.float.top5_percent, s.int8.top1_percent, s.int8.top5_percent,
+            s.int8.wall_s, check
+        );
+    }
 }

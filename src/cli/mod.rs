@@ -1,6 +1,9 @@
 //! The command line: one module per subcommand, shared arguments here.
 
+mod bench;
+mod engine;
 mod eval;
+mod inspect;
 mod quantize;
 mod run;
 mod sqnr;
@@ -9,6 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mnq_gpu::model::{tfjs, Model};
+use mnq_gpu::quant::scheme::Scheme;
 use mnq_gpu::quant::{self, QuantModel};
 use mnq_gpu::{labels, preprocess};
 use rayon::prelude::*;
@@ -40,6 +44,10 @@ enum Command {
     Sqnr(sqnr::SqnrArgs),
     /// Calibrate and quantize a model once; write it for the other commands (--quantized).
     Quantize(quantize::QuantizeArgs),
+    /// Time the int8 pipeline on the GPU (batch 1 and larger) against the CPU integer reference.
+    Bench(bench::BenchArgs),
+    /// Weight ranges before and after folding BatchNorm, dead BatchNorm channels, per-channel range charts.
+    Inspect(inspect::InspectArgs),
 }
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -48,13 +56,36 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Sqnr(args) => sqnr::run(args),
         Command::Quantize(args) => quantize::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Device {
-    /// The CPU reference (float and integer).
+    /// The WGSL shaders through wgpu.
+    Gpu,
+    /// The CPU integer reference.
     Cpu,
+}
+
+/// Where the int8 pipeline runs, shared by run, eval and bench.
+#[derive(Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// Where the int8 pipeline runs (the float pipeline always runs on the CPU).
+    #[arg(long, value_enum, default_value = "gpu")]
+    pub device: Device,
+    /// Use the first GPU adapter whose name contains this (case-insensitive), e.g. llvmpipe. WGPU_BACKEND
+    /// (vulkan, metal, dx12, gl) picks the backend.
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+}
+
+/// A quantized model with the float model its scheme quantized (BatchNorm folded, transforms applied).
+pub struct Quantized {
+    pub scheme: Scheme,
+    pub float: Model,
+    pub model: QuantModel,
 }
 
 /// Where the model comes from, shared by every subcommand.
@@ -64,9 +95,13 @@ pub struct ModelArgs {
     /// (looked up beside and above the current folder and the source tree).
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Quantized model written by `mnq-gpu quantize`. Without it TF8 is calibrated on --calibration first.
-    #[arg(long, value_name = "FILE")]
-    pub quantized: Option<PathBuf>,
+    /// Quantization schemes, comma-separated: a preset (tf8, tf8-zero-var, per-channel, cle, cle-bc) with
+    /// optional modifiers (+mse, +zero-var, +per-channel, +relu, +dw-linear), e.g. `tf8,per-channel,cle-bc+mse`.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', default_value = "tf8")]
+    pub scheme: Vec<Scheme>,
+    /// Quantized models written by `mnq-gpu quantize` (comma-separated), instead of calibrating --scheme.
+    #[arg(long, value_name = "FILES", value_delimiter = ',')]
+    pub quantized: Vec<PathBuf>,
     /// Calibration list (`FILE CLASS` lines). Default: ../shared/imagenet/val1300/calibration.txt
     #[arg(long, value_name = "LIST")]
     pub calibration: Option<PathBuf>,
@@ -82,25 +117,28 @@ impl ModelArgs {
         Ok(tfjs::load(&dir)?)
     }
 
-    /// The quantized model: read from --quantized, or calibrated now.
-    pub fn quant_model(&self, float: &Model) -> Result<QuantModel> {
-        if let Some(path) = &self.quantized {
-            let model = quant::file::load(path)?;
-            anyhow::ensure!(
-                model.name == float.name && model.input_shape == float.input_shape,
-                "{} was quantized from {}, not {}",
-                path.display(),
-                model.name,
-                float.name
-            );
-            return Ok(model);
+    /// The quantized models: read from --quantized, or calibrated now for each --scheme.
+    pub fn quantized_models(&self, float: &Model) -> Result<Vec<Quantized>> {
+        if !self.quantized.is_empty() {
+            return self.quantized.iter().map(|path| read_quantized(path, float)).collect();
         }
         let list = self.calibration_list()?;
         let images = labels::read_list(&list, float.classes())?;
-        eprintln!("calibrating TF8 on {} images of {} (save it once with `mnq-gpu quantize`)", images.len(), list.display());
+        eprintln!(
+            "calibrating {} on {} images of {} (save it once with `mnq-gpu quantize`)",
+            self.scheme.iter().map(Scheme::to_string).collect::<Vec<_>>().join(", "),
+            images.len(),
+            list.display()
+        );
         let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
         let inputs = load_images(&paths, float, "calibrating")?;
-        Ok(quant::tf8::quantize(float, &inputs)?)
+        self.scheme
+            .iter()
+            .map(|scheme| {
+                let (prepared, model) = quant::tf8::quantize_scheme(float, scheme, &inputs)?;
+                Ok(Quantized { scheme: scheme.clone(), float: prepared, model })
+            })
+            .collect()
     }
 
     pub fn calibration_list(&self) -> Result<PathBuf> {
@@ -109,6 +147,20 @@ impl ModelArgs {
             None => find_shared(DEFAULT_CALIBRATION).context("no calibration list found; pass --calibration LIST"),
         }
     }
+}
+
+fn read_quantized(path: &Path, float: &Model) -> Result<Quantized> {
+    let model = quant::file::load(path)?;
+    anyhow::ensure!(
+        model.name == float.name && model.input_shape == float.input_shape && !model.synthetic,
+        "{} was quantized from {}{}, not from {}",
+        path.display(),
+        model.name,
+        if model.synthetic { " (synthetic weights, for benchmarks only)" } else { "" },
+        float.name
+    );
+    let scheme: Scheme = model.scheme.parse().with_context(|| format!("{}: scheme", path.display()))?;
+    Ok(Quantized { float: quant::tf8::prepare(float, &scheme), scheme, model })
 }
 
 /// `../<relative>` beside the current folder, or beside the source tree, where `shared/` lives.

@@ -1,4 +1,4 @@
-//! `mnq-gpu quantize`: calibrate once, write the int8 model file.
+//! `mnq-gpu quantize`: calibrate once, write one int8 model file per scheme.
 
 use super::ModelArgs;
 use anyhow::{Context, Result};
@@ -11,17 +11,27 @@ use std::process::ExitCode;
 pub struct QuantizeArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Output file. Default: <model>_tf8.safetensors in the current folder.
+    /// Output file (one scheme) or folder (several). Default: <model>_<scheme>.safetensors in the current folder.
     #[arg(long, short)]
     output: Option<PathBuf>,
 }
 
 pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
-    anyhow::ensure!(args.model.quantized.is_none(), "quantize calibrates a float model; --quantized makes no sense here");
+    anyhow::ensure!(args.model.quantized.is_empty(), "quantize calibrates a float model; --quantized makes no sense here");
     let float = args.model.float_model()?;
-    let quantized = args.model.quant_model(&float)?;
-    let output = args.output.unwrap_or_else(|| PathBuf::from(format!("{}_{}.safetensors", float.name, quantized.scheme)));
-    quant::file::save(&quantized, &output).with_context(|| format!("writing {}", output.display()))?;
-    eprintln!("wrote {} ({} layers, scheme {})", output.display(), quantized.layers.len(), quantized.scheme);
+    let quantized = args.model.quantized_models(&float)?;
+    for q in &quantized {
+        let file_name = format!("{}_{}.safetensors", float.name, q.model.scheme.replace('+', "_"));
+        let output = match &args.output {
+            Some(path) if quantized.len() == 1 && !path.is_dir() => path.clone(),
+            Some(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                dir.join(file_name)
+            }
+            None => PathBuf::from(file_name),
+        };
+        quant::file::save(&q.model, &output).with_context(|| format!("writing {}", output.display()))?;
+        eprintln!("wrote {} ({} layers, scheme {})", output.display(), q.model.layers.len(), q.model.scheme);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,13 @@
-//! `mnq-gpu sqnr`: per-layer SQNR of the int8 pipeline against float, accumulated and local.
+//! `mnq-gpu sqnr`: per-layer SQNR of each scheme's int8 pipeline against its float model, accumulated and
+//! local, as a table and as a chart like the study's (layer on x, SQNR on y, one line per scheme).
+//! Computed with the CPU integer reference, which the GPU matches bit for bit.
 
 use super::{default_evaluation_list, load_images, print_json, ModelArgs};
 use anyhow::Result;
 use clap::Args;
 use mnq_gpu::labels::read_list;
-use mnq_gpu::quant::sqnr::model_sqnr;
+use mnq_gpu::plot::{self, Series};
+use mnq_gpu::quant::sqnr::{model_sqnr, LayerSqnr};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,17 +22,28 @@ pub struct SqnrArgs {
     /// Number of images to average over.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     images: u32,
+    /// Folder for the charts `sqnr_accumulated.{png,svg}` and `sqnr_local.{png,svg}`.
+    #[arg(long, value_name = "DIR", default_value = "plots")]
+    out: PathBuf,
+    /// Write no charts.
+    #[arg(long)]
+    no_plot: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Serialize)]
+struct SchemeSqnr {
+    scheme: String,
+    layers: Vec<LayerSqnr>,
+}
+
+#[derive(Serialize)]
 struct Report {
     model: String,
-    scheme: String,
     images: usize,
-    layers: Vec<mnq_gpu::quant::sqnr::LayerSqnr>,
+    schemes: Vec<SchemeSqnr>,
 }
 
 pub fn run(args: SqnrArgs) -> Result<ExitCode> {
@@ -40,19 +54,59 @@ pub fn run(args: SqnrArgs) -> Result<ExitCode> {
     };
     let mut images = read_list(&list, float.classes())?;
     images.truncate(args.images as usize);
-    let quantized = args.model.quant_model(&float)?;
+    let quantized = args.model.quantized_models(&float)?;
     let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
     let inputs = load_images(&paths, &float, "decoding")?;
-    let layers = model_sqnr(&float, &quantized, &inputs);
-    let report = Report { model: float.name, scheme: quantized.scheme, images: inputs.len(), layers };
+    let schemes: Vec<SchemeSqnr> = quantized
+        .iter()
+        .map(|q| SchemeSqnr { scheme: q.scheme.to_string(), layers: model_sqnr(&q.float, &q.model, &inputs) })
+        .collect();
+    let report = Report { model: float.name.clone(), images: inputs.len(), schemes };
+    if !args.no_plot {
+        write_charts(&report, &args.out)?;
+    }
     if args.json {
         print_json(&report)?;
     } else {
-        println!("{} int8 {} vs float, SQNR in dB averaged over {} images", report.model, report.scheme, report.images);
-        println!("{:<26} {:>12} {:>10}", "layer", "accumulated", "local");
-        for layer in &report.layers {
-            println!("{:<26} {:>12.2} {:>10.2}", layer.layer, layer.accumulated_db, layer.local_db);
-        }
+        print_table(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_charts(report: &Report, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| mnq_gpu::Error::io(out, e))?;
+    let layers: Vec<String> = report.schemes[0].layers.iter().map(|l| l.layer.clone()).collect();
+    let charts: [(&str, &str, fn(&LayerSqnr) -> f64); 2] = [
+        ("accumulated", "end to end", |l| l.accumulated_db),
+        ("local", "each layer fed the quantized float input", |l| l.local_db),
+    ];
+    for (kind, description, value) in charts {
+        let series: Vec<Series> = report
+            .schemes
+            .iter()
+            .map(|s| Series { name: s.scheme.clone(), values: s.layers.iter().map(value).collect() })
+            .collect();
+        let title = format!("{}: {kind} SQNR ({description}), {} images", report.model, report.images);
+        let written = plot::line_chart(&out.join(format!("sqnr_{kind}")), &title, &layers, "SQNR (dB)", &series)?;
+        for path in written {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn print_table(report: &Report) {
+    println!("{}: SQNR in dB (accumulated / local), mean over {} images", report.model, report.images);
+    let mut header = format!("{:<28}", "layer");
+    for s in &report.schemes {
+        header += &format!(" {:>20}", s.scheme);
+    }
+    println!("{header}");
+    for (i, layer) in report.schemes[0].layers.iter().enumerate() {
+        let mut line = format!("{:<28}", layer.layer);
+        for s in &report.schemes {
+            line += &format!(" {:>9.2} / {:>8.2}", s.layers[i].accumulated_db, s.layers[i].local_db);
+        }
+        println!("{line}");
+    }
 }
