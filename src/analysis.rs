@@ -8,11 +8,12 @@
 
 use crate::error::{Error, Result};
 use crate::model::tfjs::TfjsModel;
+use crate::quant::Range;
 use serde::Serialize;
 
 /// BatchNorm channels whose moving variance is below this are dead: the published MobileNetV1 checkpoints hold
 /// ~4e-35 there, so folding scales them by gamma / sqrt(ε) (up to ~50× at ε = 0.001).
-pub const ZERO_VARIANCE: f32 = 1e-20;
+pub use crate::quant::transform::ZERO_VARIANCE;
 /// Keras' default, used when the topology does not state the layer's epsilon.
 pub const DEFAULT_EPSILON: f32 = 1e-3;
 /// Pointwise/depthwise blocks of MobileNetV1.
@@ -35,19 +36,6 @@ pub fn kernel_tensor(layer: &str) -> String {
         format!("{layer}/depthwise_kernel")
     } else {
         format!("{layer}/kernel")
-    }
-}
-
-/// Minimum and maximum of a set of weights.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Range {
-    pub min: f32,
-    pub max: f32,
-}
-
-impl Range {
-    pub fn width(&self) -> f32 {
-        self.max - self.min
     }
 }
 

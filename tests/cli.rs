@@ -1,5 +1,7 @@
 //! The command line: clear messages and meaningful exit codes.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn mnq_gpu(args: &[&str]) -> Output {
@@ -47,5 +49,86 @@ fn run_on_the_cpu_prints_float_and_int8_top5_as_json() {
     assert_eq!(float.as_array().unwrap().len(), 5);
     assert_eq!(float[0]["class"], 472);
     assert_eq!(float[0]["name"], "canoe");
-    assert_eq!(json[0]["int8"].as_array().unwrap().len(), 5);
+    assert_eq!(json[0]["int8"][0]["top"].as_array().unwrap().len(), 5);
+    assert_eq!(json[0]["int8"][0]["scheme"], "tf8");
+}
+
+#[test]
+fn run_check_on_the_gpu_confirms_every_layer_of_a_real_image() {
+    if common::gpu_or_skip().is_none() {
+        return;
+    }
+    let image = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.JPEG";
+    let output = mnq_gpu(&["run", "--check", "--scheme", "tf8,per-channel,cle-bc+mse", "--json", image]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for int8 in json[0]["int8"].as_array().unwrap() {
+        assert_eq!(int8["device"], "gpu");
+        assert_eq!(int8["mismatches"].as_array().map(Vec::len), Some(0), "{int8}");
+    }
+    assert_eq!(json[0]["int8"][1]["top"][0]["class"], 472);
+}
+
+#[test]
+fn an_unknown_scheme_is_a_usage_error() {
+    let output = mnq_gpu(&["eval", "--scheme", "tf9"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("unknown scheme `tf9`"), "{}", stderr(&output));
+}
+
+#[test]
+fn quantize_writes_a_model_that_run_and_eval_read() {
+    let dir = std::env::temp_dir().join(format!("mnq-cli-quantize-{}", std::process::id()));
+    let output = mnq_gpu(&["quantize", "--scheme", "tf8-zero-var,cle-bc+mse", "-o", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let files: Vec<String> = ["tf8-zero-var", "cle-bc_mse"]
+        .iter()
+        .map(|s| dir.join(format!("mobilenet_v1_0.75_224_{s}.safetensors")).to_str().unwrap().to_string())
+        .collect();
+    let output = mnq_gpu(&["eval", "--device", "cpu", "--limit", "4", "--csv", "--quantized", &files.join(",")]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let csv = String::from_utf8(output.stdout).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[1].starts_with("tf8-zero-var,cpu,") && rows[2].starts_with("cle-bc+mse,cpu,"), "{csv}");
+}
+
+#[test]
+fn bench_labels_synthetic_weights_and_checks_before_timing() {
+    if common::gpu_or_skip().is_none() {
+        return;
+    }
+    let output = mnq_gpu(&["bench", "--arch", "0.25x64", "--batch", "2", "--iterations", "1", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("SYNTHETIC") && stderr(&output).contains("All results match"), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["synthetic"], true);
+    assert_eq!(json["batches"].as_array().unwrap().len(), 2);
+    assert!(json["cpu_ref_ms_per_image"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn sqnr_writes_charts_for_each_scheme() {
+    let dir = std::env::temp_dir().join(format!("mnq-cli-sqnr-{}", std::process::id()));
+    let output = mnq_gpu(&["sqnr", "--images", "2", "--scheme", "tf8,per-channel", "--json", "--out", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let schemes = json["schemes"].as_array().unwrap();
+    assert_eq!(schemes.len(), 2);
+    // Per-channel weights fix the first depthwise layer, where TF8 loses its signal.
+    let local = |s: usize| schemes[s]["layers"][1]["local_db"].as_f64().unwrap();
+    assert!(local(1) > local(0) + 10.0, "conv_dw_1 local SQNR: tf8 {} dB, per-channel {} dB", local(0), local(1));
+    for name in ["sqnr_accumulated.png", "sqnr_accumulated.svg", "sqnr_local.png", "sqnr_local.svg"] {
+        assert!(std::fs::metadata(dir.join(name)).unwrap().len() > 1000, "{name}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn no_matching_adapter_is_a_clear_error_with_a_hint() {
+    let output = mnq_gpu(&["run", "--adapter", "no-such-gpu-xyz", "tests/data/grey.jpg"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("no GPU adapter found") && message.contains("--device cpu"), "{message}");
 }

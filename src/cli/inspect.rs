@@ -78,7 +78,7 @@ fn print_table(report: &Report, verbose: bool) {
         "{:<12} {:>5} {:>19} {:>19} {:>7} {:>5} {:>21}",
         "layer", "ch", "kernel min..max", "folded min..max", "ratio", "dead", "widest ch (scale)"
     );
-    let range = |r: Option<analysis::Range>| r.map_or("-".to_string(), |r| format!("{:.3}..{:.3}", r.min, r.max));
+    let range = |r: Option<mnq_gpu::quant::Range>| r.map_or("-".to_string(), |r| format!("{:.3}..{:.3}", r.min, r.max));
     for row in &report.layers {
         let dead = row
             .zero_variance_channels

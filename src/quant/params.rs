@@ -49,8 +49,8 @@ impl QuantParams {
     }
 }
 
-/// Running min/max of a tensor over calibration images.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Running min/max of a tensor over calibration images, or of a set of weights.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Range {
     pub min: f32,
     pub max: f32,
@@ -74,6 +74,10 @@ impl Range {
             self.min = self.min.min(v);
             self.max = self.max.max(v);
         }
+    }
+
+    pub fn width(&self) -> f32 {
+        self.max - self.min
     }
 
     pub fn merge(self, other: Range) -> Range {

@@ -1,0 +1,117 @@
+//! Quantization schemes: names parse, the exact transforms keep the float function, and each scheme does what
+//! it claims on small inputs.
+
+use mnq_gpu::cpu_ref::run_f32;
+use mnq_gpu::labels::read_list;
+use mnq_gpu::model::{synthetic, tfjs, Activation, Model, Op};
+use mnq_gpu::preprocess::load_image;
+use mnq_gpu::quant::scheme::{Architecture, RangeMethod, Scheme};
+use mnq_gpu::quant::tf8::{mse_range, prepare};
+use mnq_gpu::quant::transform::{depthwise_linear, equalize, fold_batch_norms, zero_variance_channels};
+use mnq_gpu::quant::Range;
+use std::path::Path;
+
+/// Float transforms reorder arithmetic; outputs agree to this fraction of the output's largest magnitude.
+const FLOAT_REORDERING: f32 = 1e-4;
+
+/// Every layer's output agrees (`layers`), or only the logits (equalization rescales the layers in between).
+fn assert_same_function(a: &Model, b: &Model, images: &[Vec<f32>], layers: bool) {
+    for image in images {
+        let (mut x, mut y) = (run_f32(a, image), run_f32(b, image));
+        if !layers {
+            x.drain(..x.len() - 1);
+            y.drain(..y.len() - 1);
+        }
+        let names = a.layers.iter().skip(a.layers.len() - x.len());
+        for ((layer, x), y) in names.zip(&x).zip(&y) {
+            let scale = x.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+            let worst = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= FLOAT_REORDERING * scale, "{}: differs by {worst} (largest |x| {scale})", layer.name);
+        }
+    }
+}
+
+fn synthetic_images(size: usize, count: usize) -> Vec<Vec<f32>> {
+    (0..count).map(|i| (0..size * size * 3).map(|j| ((i * 37 + j * 11) % 253) as f32 / 126.5 - 1.0).collect()).collect()
+}
+
+fn real_images(count: usize) -> (Model, Vec<Vec<f32>>) {
+    let model = tfjs::load(Path::new("../shared/models/mobilenet_v1_0.75_224")).unwrap();
+    let list = read_list(Path::new("../shared/imagenet/val1300/calibration.txt"), 1000).unwrap();
+    let images = list.iter().take(count).map(|l| load_image(&l.path, model.input_shape).unwrap()).collect();
+    (model, images)
+}
+
+#[test]
+fn scheme_names_parse_into_their_steps() {
+    let tf8: Scheme = "tf8".parse().unwrap();
+    assert!(!tf8.zero_variance_fix && !tf8.per_channel && !tf8.equalize && tf8.ranges == RangeMethod::MinMax);
+    let cle: Scheme = "cle-bc+mse".parse().unwrap();
+    assert!(cle.zero_variance_fix && cle.equalize && cle.bias_correction && cle.ranges == RangeMethod::Mse);
+    assert!("per-channel".parse::<Scheme>().unwrap().per_channel);
+    assert_eq!("tf8+relu".parse::<Scheme>().unwrap().architecture, Architecture::Relu);
+    assert_eq!("tf8-zero-var+dw-linear".parse::<Scheme>().unwrap().architecture, Architecture::DwLinear);
+    for bad in ["tf9", "tf8+fast", "cle+dw-linear", ""] {
+        assert!(bad.parse::<Scheme>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn folding_and_equalization_keep_the_float_function_of_a_synthetic_model() {
+    let model = synthetic::mobilenet_v1(0.25, 64, 3);
+    let images = synthetic_images(64, 2);
+    let folded = fold_batch_norms(&model, false);
+    assert!(folded.layers.iter().all(|l| l.batch_norm.is_none()));
+    assert_same_function(&model, &folded, &images, true);
+    assert_same_function(&model, &equalize(&folded), &images, false);
+}
+
+#[test]
+fn equalization_balances_the_ranges_of_each_channel_pair() {
+    let model = fold_batch_norms(&synthetic::mobilenet_v1(0.25, 32, 5), false);
+    let equalized = equalize(&model);
+    // conv_dw_1 → conv_pw_1: output channel c's range in the first equals input channel c's range in the second.
+    let (dw, pw) = (&equalized.layers[1], &equalized.layers[2]);
+    let (c_in, c_out) = (pw.input_shape.c, pw.output_shape.c);
+    for c in 0..c_in {
+        let r1 = (0..9).map(|tap| dw.kernel[tap * c_in + c].abs()).fold(0.0f32, f32::max);
+        let r2 = pw.kernel[c * c_out..][..c_out].iter().fold(0.0f32, |m, w| m.max(w.abs()));
+        // The chain is equalized pair by pair, so the last sweep leaves each pair within a few per cent.
+        assert!((r1 / r2 - 1.0).abs() < 0.05, "channel {c}: {r1} vs {r2}");
+    }
+    assert!(dw.clip_max.as_ref().is_some_and(|clip| clip.iter().any(|&m| m != 6.0)), "ReLU6 bounds rescaled");
+}
+
+#[test]
+fn the_zero_variance_fix_keeps_the_real_model_float_function() {
+    let (model, images) = real_images(3);
+    let dead: usize = model.layers.iter().map(|l| zero_variance_channels(l).len()).sum();
+    assert!(dead > 10, "the 0.75 model has dead BatchNorm channels ({dead})");
+    assert_same_function(&fold_batch_norms(&model, false), &fold_batch_norms(&model, true), &images, true);
+    let cle = prepare(&model, &"cle".parse().unwrap());
+    assert_same_function(&model, &cle, &images, false);
+}
+
+#[test]
+fn depthwise_linear_folds_batch_norm_forward_exactly() {
+    // Without the activation between them, moving the depthwise BatchNorm into the pointwise layer is exact.
+    let mut model = synthetic::mobilenet_v1(0.25, 32, 9);
+    for layer in model.layers.iter_mut().filter(|l| matches!(l.op, Op::DepthwiseConv2d { .. })) {
+        layer.activation = Activation::None;
+    }
+    let moved = depthwise_linear(&model, false);
+    assert!(moved.layers.iter().filter(|l| matches!(l.op, Op::DepthwiseConv2d { .. })).all(|l| l.batch_norm.is_none()));
+    assert_same_function(&model, &moved, &synthetic_images(32, 2), false);
+}
+
+#[test]
+fn mse_clipping_cuts_rare_outliers_and_keeps_a_uniform_range() {
+    let range = Range { min: 0.0, max: 100.0 };
+    // Ten million values below 5 and one at 100: the rounding noise of the full range costs more than
+    // clipping the outlier.
+    let mut outliers = vec![100_000u64; 2048];
+    outliers[100..].fill(0);
+    outliers[2047] = 1;
+    assert!(mse_range(range, &outliers).max < 50.0);
+    assert_eq!(mse_range(range, &[1000; 2048]).max, 100.0);
+}
