@@ -38,6 +38,11 @@ impl Engine {
         }
     }
 
+    /// The GPU adapter's description, when there is one.
+    pub fn adapter(&self) -> Option<String> {
+        self.gpu.as_ref().map(|(ctx, _)| ctx.info().to_string())
+    }
+
     /// Model `index`'s outputs for quantized `inputs`: per image, every layer's output (`all_layers`) or only
     /// the logits.
     pub fn run(&mut self, index: usize, model: &QuantModel, inputs: &[Vec<u8>], all_layers: bool) -> Result<Vec<Vec<Vec<u8>>>> {

@@ -41,34 +41,39 @@ pub struct EvalArgs {
 }
 
 #[derive(Serialize, Default, Clone, Copy)]
-struct Accuracy {
-    top1_percent: f64,
-    top5_percent: f64,
+pub struct Accuracy {
+    pub top1_percent: f64,
+    pub top5_percent: f64,
     /// Wall time of this pipeline's forward passes over all images (decoding excluded).
-    wall_s: f64,
+    pub wall_s: f64,
 }
 
 #[derive(Serialize)]
-struct SchemeReport {
-    scheme: String,
-    device: &'static str,
+pub struct SchemeReport {
+    pub scheme: String,
+    pub device: &'static str,
     /// The float model this scheme quantizes (differs from the original only for architecture changes).
-    float: Accuracy,
-    int8: Accuracy,
+    pub float: Accuracy,
+    pub int8: Accuracy,
     /// With --check: bytes of every layer's output compared with the CPU integer reference, and how many differ.
     #[serde(skip_serializing_if = "Option::is_none")]
-    checked_bytes: Option<usize>,
+    pub checked_bytes: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    differing_bytes: Option<usize>,
+    pub differing_bytes: Option<usize>,
 }
 
 #[derive(Serialize)]
-struct Report {
-    model: String,
-    list: PathBuf,
-    images: usize,
-    threads: usize,
-    schemes: Vec<SchemeReport>,
+pub struct Report {
+    pub model: String,
+    pub list: PathBuf,
+    pub images: usize,
+    pub threads: usize,
+    pub device: &'static str,
+    /// The GPU adapter, when the int8 pipeline ran there.
+    pub adapter: Option<String>,
+    /// The original float model.
+    pub float: Accuracy,
+    pub schemes: Vec<SchemeReport>,
 }
 
 /// Hits and time of one pipeline.
@@ -99,16 +104,35 @@ fn float_logits(model: &Model, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
-    let float = args.model.float_model()?;
-    let list = match &args.list {
-        Some(list) => list.clone(),
+    let report = evaluate(&args.model, &args.device, args.list.as_deref(), args.limit, args.check)?;
+    if args.json {
+        print_json(&report)?;
+    } else if args.csv {
+        print_csv(&report);
+    } else {
+        print_table(&report);
+    }
+    let mismatched = report.schemes.iter().any(|s| s.differing_bytes.is_some_and(|d| d > 0));
+    Ok(if mismatched { ExitCode::from(EXIT_MISMATCH) } else { ExitCode::SUCCESS })
+}
+
+/// Evaluate the float model and every scheme's int8 pipeline over `list` (default: the evaluation list).
+pub fn evaluate(
+    model_args: &ModelArgs,
+    device: &DeviceArgs,
+    list: Option<&Path>,
+    limit: Option<usize>,
+    check: bool,
+) -> Result<Report> {
+    let float = model_args.float_model()?;
+    let list = match list {
+        Some(list) => list.to_path_buf(),
         None => default_evaluation_list()?,
     };
     let mut images = read_list(&list, float.classes())?;
-    images.truncate(args.limit.unwrap_or(usize::MAX));
-    let quantized = args.model.quantized_models(&float)?;
-    let mut engine = Engine::new(&args.device, &quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
-
+    images.truncate(limit.unwrap_or(usize::MAX));
+    let quantized = model_args.quantized_models(&float)?;
+    let mut engine = Engine::new(device, &quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
     // Folding, the zero-variance fix and equalization leave the float function as it is: only architecture
     // changes need their own float pass.
     let own_float = |index: usize| quantized[index].scheme.architecture != Architecture::Original;
@@ -134,12 +158,12 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             }
             let int8_inputs: Vec<Vec<u8>> = inputs.iter().map(|input| q.model.quantize_input(input)).collect();
             let start = Instant::now();
-            let outputs = engine.run(index, &q.model, &int8_inputs, args.check)?;
+            let outputs = engine.run(index, &q.model, &int8_inputs, check)?;
             int8s[index].time += start.elapsed();
             let logits: Vec<Vec<f32>> =
                 outputs.iter().map(|layers| q.model.dequantize_logits(layers.last().expect("layers"))).collect();
             int8s[index].add(&logits, &classes);
-            if args.check {
+            if check {
                 let results: Vec<(usize, usize)> = int8_inputs
                     .par_iter()
                     .zip(&outputs)
@@ -167,31 +191,43 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             device: engine.device(),
             float: if own_float(index) { floats[index] } else { original_float }.accuracy(n),
             int8: int8s[index].accuracy(n),
-            checked_bytes: args.check.then_some(checked[index].0),
-            differing_bytes: args.check.then_some(checked[index].1),
+            checked_bytes: check.then_some(checked[index].0),
+            differing_bytes: check.then_some(checked[index].1),
         })
         .collect();
-    let report = Report { model: float.name.clone(), list, images: n, threads: rayon::current_num_threads(), schemes };
-    if args.json {
-        print_json(&report)?;
-    } else if args.csv {
-        println!("scheme,device,float_top1,float_top5,int8_top1,int8_top5,int8_wall_s,checked_bytes,differing_bytes");
-        for s in &report.schemes {
-            let opt = |v: Option<usize>| v.map_or(String::new(), |v| v.to_string());
-            println!(
-                "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{},{}",
-                s.scheme, s.device, s.float.top1_percent, s.float.top5_percent, s.int8.top1_percent,
-                s.int8.top5_percent, s.int8.wall_s, opt(s.checked_bytes), opt(s.differing_bytes)
-            );
-        }
-    } else {
-        print_table(&report, original_float.accuracy(n));
-    }
-    let mismatched = report.schemes.iter().any(|s| s.differing_bytes.is_some_and(|d| d > 0));
-    Ok(if mismatched { ExitCode::from(EXIT_MISMATCH) } else { ExitCode::SUCCESS })
+    Ok(Report {
+        model: float.name.clone(),
+        list,
+        images: n,
+        threads: rayon::current_num_threads(),
+        device: engine.device(),
+        adapter: engine.adapter(),
+        float: original_float.accuracy(n),
+        schemes,
+    })
 }
 
-fn print_table(report: &Report, float: Accuracy) {
+fn print_csv(report: &Report) {
+    println!("scheme,device,float_top1,float_top5,int8_top1,int8_top5,int8_wall_s,checked_bytes,differing_bytes");
+    for s in &report.schemes {
+        let opt = |v: Option<usize>| v.map_or(String::new(), |v| v.to_string());
+        println!(
+            "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{},{}",
+            s.scheme,
+            s.device,
+            s.float.top1_percent,
+            s.float.top5_percent,
+            s.int8.top1_percent,
+            s.int8.top5_percent,
+            s.int8.wall_s,
+            opt(s.checked_bytes),
+            opt(s.differing_bytes)
+        );
+    }
+}
+
+fn print_table(report: &Report) {
+    let float = report.float;
     println!("{} on {} images of {} ({} CPU threads)", report.model, report.images, report.list.display(), report.threads);
     println!("float (cpu): top-1 {:.2} %, top-5 {:.2} %, {:.1} s", float.top1_percent, float.top5_percent, float.wall_s);
     println!(

@@ -64,7 +64,9 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         print_table(&report, args.verbose);
     }
     if !args.no_plot {
-        write_charts(&model, &args)?;
+        for path in write_charts(&model, &args.layer, &args.out)? {
+            eprintln!("wrote {}", path.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -119,23 +121,18 @@ fn print_table(report: &Report, verbose: bool) {
 }
 
 /// The study's chart: one bar per channel from its min to its max weight, folded and unfolded.
-fn write_charts(model: &TfjsModel, args: &InspectArgs) -> Result<()> {
-    let channels = analysis::layer_channels(model, &args.layer)
-        .with_context(|| format!("cannot chart layer {} (pass --layer NAME or --no-plot)", args.layer))?;
-    let kind = if args.layer.starts_with("conv_dw_") {
-        "depthwise"
-    } else {
-        "kernel"
-    };
-    let charts = [("folded", &channels.folded), ("unfolded", &channels.kernel)];
-    for (state, ranges) in charts {
+/// The study's per-channel chart of `layer`'s weights, folded and unfolded; returns the files written.
+pub fn write_charts(model: &TfjsModel, layer: &str, out: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let channels = analysis::layer_channels(model, layer)
+        .with_context(|| format!("cannot chart layer {layer} (pass --layer NAME or --no-plot)"))?;
+    let kind = if layer.starts_with("conv_dw_") { "depthwise" } else { "kernel" };
+    let mut written = Vec::new();
+    for (state, ranges) in [("folded", &channels.folded), ("unfolded", &channels.kernel)] {
         let mins: Vec<f64> = ranges.iter().map(|r| r.min as f64).collect();
         let maxs: Vec<f64> = ranges.iter().map(|r| r.max as f64).collect();
-        let stem = args.out.join(format!("{}_{state}", args.layer));
-        let title = format!("{} {state} {kind} weights", args.layer);
-        for path in plot::range_chart(&stem, &title, &mins, &maxs)? {
-            eprintln!("wrote {}", path.display());
-        }
+        let stem = out.join(format!("{layer}_{state}"));
+        let title = format!("{layer} {state} {kind} weights");
+        written.extend(plot::range_chart(&stem, &title, &mins, &maxs)?);
     }
-    Ok(())
+    Ok(written)
 }

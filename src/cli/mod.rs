@@ -5,6 +5,7 @@ mod engine;
 mod eval;
 mod inspect;
 mod quantize;
+mod report;
 mod run;
 mod sqnr;
 
@@ -48,6 +49,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Weight ranges before and after folding BatchNorm, dead BatchNorm channels, per-channel range charts.
     Inspect(inspect::InspectArgs),
+    /// Regenerate RESULTS.md: every scheme's accuracy, SQNR charts, the 1.0 model's weight analysis.
+    Report(report::ReportArgs),
 }
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -58,6 +61,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Quantize(args) => quantize::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

@@ -34,36 +34,24 @@ pub struct SqnrArgs {
 }
 
 #[derive(Serialize)]
-struct SchemeSqnr {
-    scheme: String,
-    layers: Vec<LayerSqnr>,
+pub struct SchemeSqnr {
+    pub scheme: String,
+    pub layers: Vec<LayerSqnr>,
 }
 
 #[derive(Serialize)]
-struct Report {
-    model: String,
-    images: usize,
-    schemes: Vec<SchemeSqnr>,
+pub struct Report {
+    pub model: String,
+    pub images: usize,
+    pub schemes: Vec<SchemeSqnr>,
 }
 
 pub fn run(args: SqnrArgs) -> Result<ExitCode> {
-    let float = args.model.float_model()?;
-    let list = match &args.list {
-        Some(list) => list.clone(),
-        None => default_evaluation_list()?,
-    };
-    let mut images = read_list(&list, float.classes())?;
-    images.truncate(args.images as usize);
-    let quantized = args.model.quantized_models(&float)?;
-    let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
-    let inputs = load_images(&paths, &float, "decoding")?;
-    let schemes: Vec<SchemeSqnr> = quantized
-        .iter()
-        .map(|q| SchemeSqnr { scheme: q.scheme.to_string(), layers: model_sqnr(&q.float, &q.model, &inputs) })
-        .collect();
-    let report = Report { model: float.name.clone(), images: inputs.len(), schemes };
+    let report = measure(&args.model, args.list.as_deref(), args.images as usize)?;
     if !args.no_plot {
-        write_charts(&report, &args.out)?;
+        for path in write_charts(&report, &args.out)? {
+            eprintln!("wrote {}", path.display());
+        }
     }
     if args.json {
         print_json(&report)?;
@@ -73,7 +61,28 @@ pub fn run(args: SqnrArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_charts(report: &Report, out: &Path) -> Result<()> {
+/// Per-layer SQNR of every scheme, averaged over the first `count` images of `list` (default: evaluation list).
+pub fn measure(model_args: &ModelArgs, list: Option<&Path>, count: usize) -> Result<Report> {
+    let float = model_args.float_model()?;
+    let list = match list {
+        Some(list) => list.to_path_buf(),
+        None => default_evaluation_list()?,
+    };
+    let mut images = read_list(&list, float.classes())?;
+    images.truncate(count);
+    let quantized = model_args.quantized_models(&float)?;
+    let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
+    let inputs = load_images(&paths, &float, "decoding")?;
+    let schemes: Vec<SchemeSqnr> = quantized
+        .iter()
+        .map(|q| SchemeSqnr { scheme: q.scheme.to_string(), layers: model_sqnr(&q.float, &q.model, &inputs) })
+        .collect();
+    Ok(Report { model: float.name.clone(), images: inputs.len(), schemes })
+}
+
+/// The accumulated and local SQNR charts, PNG and SVG; returns the files written.
+pub fn write_charts(report: &Report, out: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
     std::fs::create_dir_all(out).map_err(|e| mnq_gpu::Error::io(out, e))?;
     let layers: Vec<String> = report.schemes[0].layers.iter().map(|l| l.layer.clone()).collect();
     let charts: [(&str, &str, fn(&LayerSqnr) -> f64); 2] = [
@@ -87,12 +96,9 @@ fn write_charts(report: &Report, out: &Path) -> Result<()> {
             .map(|s| Series { name: s.scheme.clone(), values: s.layers.iter().map(value).collect() })
             .collect();
         let title = format!("{}: {kind} SQNR ({description}), {} images", report.model, report.images);
-        let written = plot::line_chart(&out.join(format!("sqnr_{kind}")), &title, &layers, "SQNR (dB)", &series)?;
-        for path in written {
-            eprintln!("wrote {}", path.display());
-        }
+        written.extend(plot::line_chart(&out.join(format!("sqnr_{kind}")), &title, &layers, "SQNR (dB)", &series)?);
     }
-    Ok(())
+    Ok(written)
 }
 
 fn print_table(report: &Report) {

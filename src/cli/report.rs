@@ -1,0 +1,181 @@
+//! `mnq-gpu report`: regenerates RESULTS.md — every scheme's accuracy beside the study's figures (int8 on the
+//! GPU, every layer confirmed on the CPU integer reference), the SQNR charts, and the 1.0 model's weight analysis.
+
+use super::eval::{evaluate, Report as EvalReport};
+use super::sqnr::{measure, write_charts, Report as SqnrReport};
+use super::{find_shared, DeviceArgs, ModelArgs};
+use anyhow::{Context, Result};
+use clap::Args;
+use mnq_gpu::analysis::{self, LayerAnalysis};
+use mnq_gpu::model::tfjs::TfjsModel;
+use mnq_gpu::quant::scheme::Scheme;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Every scheme the report evaluates.
+const SCHEMES: &str = "tf8,tf8-zero-var,per-channel,cle,cle-bc,tf8+mse,tf8-zero-var+mse,per-channel+mse,cle-bc+mse,\
+                       tf8+relu,tf8-zero-var+relu,tf8-zero-var+dw-linear";
+/// The schemes drawn in the SQNR charts (more lines would not be readable).
+const SQNR_SCHEMES: &str = "tf8,tf8-zero-var,per-channel,cle-bc,per-channel+mse";
+const MODEL_1_0: &str = "shared/models/mobilenet_v1_1.0_224";
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// The markdown file to write.
+    #[arg(long, default_value = "RESULTS.md")]
+    output: PathBuf,
+    /// Folder for the charts, relative to the markdown file's folder.
+    #[arg(long, default_value = "plots")]
+    plots: PathBuf,
+    /// Evaluate only the first N images (for a quick look; the published report uses all 1,200).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Images the SQNR is averaged over.
+    #[arg(long, default_value_t = 50)]
+    sqnr_images: usize,
+}
+
+fn schemes(names: &str) -> Vec<Scheme> {
+    names.split(',').map(|name| name.parse().expect("a valid built-in scheme name")).collect()
+}
+
+pub fn run(args: ReportArgs) -> Result<ExitCode> {
+    let model = |names: &str| ModelArgs { model: None, scheme: schemes(names), quantized: Vec::new(), calibration: None };
+    let base = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let plots = base.join(&args.plots);
+
+    let eval = evaluate(&model(SCHEMES), &args.device, None, args.limit, true)?;
+    let sqnr = measure(&model(SQNR_SCHEMES), None, args.sqnr_images)?;
+    write_charts(&sqnr, &plots)?;
+    let dir_1_0 = find_shared(MODEL_1_0).context("the 1.0 model's folder was not found beside the repository")?;
+    let model_1_0 = TfjsModel::open(&dir_1_0)?;
+    let analysis = analysis::analyse(&model_1_0);
+    super::inspect::write_charts(&model_1_0, "conv_dw_1", &plots.join("mobilenet_v1_1.0_224"))?;
+    let model_0_75 = TfjsModel::open(&find_shared(super::DEFAULT_MODEL).context("the 0.75 model")?)?;
+    super::inspect::write_charts(&model_0_75, "conv_dw_1", &plots.join("mobilenet_v1_0.75_224"))?;
+
+    let markdown = render(&eval, &sqnr, &analysis, &args.plots);
+    std::fs::write(&args.output, markdown).with_context(|| format!("writing {}", args.output.display()))?;
+    eprintln!("wrote {}", args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The study's ImageNet top-1 for each row it reports (Sheng et al. 2018, MobileNetV1 1.0 × 224, full validation set).
+fn study_figure(scheme: &str) -> &'static str {
+    match scheme {
+        "tf8" => "1.80 (TF8)",
+        "tf8-zero-var" => "≈ 50 (Option 1, no retraining)",
+        "tf8-zero-var+dw-linear" => "61.50 (no BN+ReLU6 after depthwise, retrained)",
+        "tf8-zero-var+relu" => "67.80 (… and ReLU, retrained)",
+        _ => "",
+    }
+}
+
+fn render(eval: &EvalReport, sqnr: &SqnrReport, analysis: &[LayerAnalysis], plots: &Path) -> String {
+    let mut md = String::new();
+    let plot = |name: &str| plots.join(name).display().to_string();
+    let _ = writeln!(md, "# mnq-gpu results\n");
+    let _ = writeln!(
+        md,
+        "Regenerate with `cargo run --release -- report` (about 20 minutes on 2 CPU cores with the software Vulkan \
+         device). Model `{}`, calibrated on the 100 images of `calibration.txt`, evaluated on the {} images of `{}`. \
+         int8 ran on: {}. Every int8 result was confirmed on the CPU integer reference, every layer's output, bit for \
+         bit (column *differing bytes*).\n",
+        eval.model,
+        eval.images,
+        eval.list.display(),
+        eval.adapter.as_deref().unwrap_or("the CPU integer reference")
+    );
+    let _ = writeln!(md, "## Accuracy of every scheme\n");
+    let _ = writeln!(
+        md,
+        "The study's figures are for MobileNetV1 1.0 on the full 50,000-image validation set (float 70.50 %); ours are \
+         for the 0.75 model on an easier 1,200-image subset (float {:.2} %), so compare each scheme with the float row \
+         and with each other. Rows marked *architecture* change the float network: the study retrained for them, we \
+         cannot, so their float column shows what the change does without retraining.\n",
+        eval.float.top1_percent
+    );
+    let _ = writeln!(md, "| scheme | float top-1 | float top-5 | int8 top-1 | int8 top-5 | study (top-1) | checked bytes | differing bytes |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| float (original) | {:.2} | {:.2} | | | 70.50 | | |",
+        eval.float.top1_percent, eval.float.top5_percent
+    );
+    for s in &eval.schemes {
+        let architecture = if s.scheme.contains("+relu") || s.scheme.contains("+dw-linear") { " (architecture)" } else { "" };
+        let _ = writeln!(
+            md,
+            "| `{}`{architecture} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+            s.scheme,
+            s.float.top1_percent,
+            s.float.top5_percent,
+            s.int8.top1_percent,
+            s.int8.top5_percent,
+            study_figure(&s.scheme),
+            s.checked_bytes.unwrap_or(0),
+            s.differing_bytes.map_or("-".into(), |d| d.to_string())
+        );
+    }
+    let _ = writeln!(md, "\nThe study's L2-regularised quantization-friendly network (68.03 %) needs training; it is not reproduced here.\n");
+
+    let _ = writeln!(md, "## Per-layer SQNR\n");
+    let _ = writeln!(
+        md,
+        "Mean over the first {} evaluation images, each scheme against the float model it quantizes. *Accumulated*: \
+         both pipelines end to end, errors accumulate (the study's figure). *Local*: each int8 layer fed the quantized \
+         float input, which shows the layer that creates the loss.\n",
+        sqnr.images
+    );
+    let _ = writeln!(md, "![accumulated SQNR]({})\n\n![local SQNR]({})\n", plot("sqnr_accumulated.png"), plot("sqnr_local.png"));
+    let mut header = "| layer |".to_string();
+    let mut rule = "|---|".to_string();
+    for s in &sqnr.schemes {
+        let _ = write!(header, " `{}` acc. / local |", s.scheme);
+        rule += "---|";
+    }
+    let _ = writeln!(md, "{header}\n{rule}");
+    for (i, layer) in sqnr.schemes[0].layers.iter().enumerate() {
+        let mut row = format!("| {} |", layer.layer);
+        for s in &sqnr.schemes {
+            let _ = write!(row, " {:.1} / {:.1} |", s.layers[i].accumulated_db, s.layers[i].local_db);
+        }
+        let _ = writeln!(md, "{row}");
+    }
+
+    let _ = writeln!(md, "\n## Weights of the 1.0 model (`inspect`, no inference: its `conv_pw_13/kernel` shard is missing)\n");
+    let _ = writeln!(
+        md,
+        "Per-tensor kernel ranges before and after folding BatchNorm; *ratio* = folded range / median channel's \
+         folded range; *dead* = BatchNorm channels with moving variance below {:e}.\n",
+        analysis::ZERO_VARIANCE
+    );
+    let _ = writeln!(md, "| layer | channels | kernel range | folded range | ratio | dead | widest channel (fold scale) |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let range = |r: Option<mnq_gpu::quant::Range>| r.map_or("missing".into(), |r| format!("{:.2} … {:.2}", r.min, r.max));
+    for row in analysis {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            row.layer,
+            row.channels.map_or("-".into(), |c| c.to_string()),
+            range(row.kernel),
+            range(row.folded),
+            row.range_ratio.map_or("-".into(), |r| format!("{r:.1}")),
+            row.zero_variance_channels.as_ref().map_or("-".into(), |d| d.len().to_string()),
+            row.widest_channel.as_ref().map_or("-".into(), |w| format!("{} (×{:.1})", w.channel, w.fold_scale))
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe study's chart of one depthwise layer's channels, `conv_dw_1` of the 1.0 model, folded and unfolded \
+         (and the same for 0.75 in `{}`):\n\n![folded]({})\n\n![unfolded]({})",
+        plot("mobilenet_v1_0.75_224"),
+        plot("mobilenet_v1_1.0_224/conv_dw_1_folded.png"),
+        plot("mobilenet_v1_1.0_224/conv_dw_1_unfolded.png")
+    );
+    md
+}
