@@ -6,14 +6,16 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A closed stdout (`mnq-gpu eval --json | head`) ends the program quietly, as for other Unix tools, instead
+    // of a panic in println!.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     match cli::dispatch(args) {
         Ok(code) => code,
         Err(error) => {
-            // A closed stdout (`mnq-gpu eval | head`) ends quietly.
-            if error.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
-                return ExitCode::SUCCESS;
-            }
             eprintln!("error: {error:#}");
             ExitCode::from(cli::EXIT_ERROR)
         }
