@@ -106,12 +106,7 @@ impl BatchNormStats {
     }
 
     fn zero_variance_channels(&self) -> Vec<usize> {
-        self.variance
-            .iter()
-            .enumerate()
-            .filter(|(_, &v)| v < ZERO_VARIANCE)
-            .map(|(c, _)| c)
-            .collect()
+        self.variance.iter().enumerate().filter(|(_, &v)| v < ZERO_VARIANCE).map(|(c, _)| c).collect()
     }
 }
 
@@ -139,11 +134,7 @@ fn read_batch_norm(model: &TfjsModel, layer: &str) -> Result<BatchNormStats> {
         )));
     }
     let epsilon = model.batch_norm_epsilon(&bn).unwrap_or(DEFAULT_EPSILON);
-    Ok(BatchNormStats {
-        gamma,
-        variance,
-        epsilon,
-    })
+    Ok(BatchNormStats { gamma, variance, epsilon })
 }
 
 /// Output channels of a kernel: C·M for depthwise [kh, kw, C, M], C_out for [kh, kw, C_in, C_out]. In both
@@ -152,22 +143,13 @@ fn output_channels(layer: &str, shape: &[usize]) -> Result<usize> {
     match shape {
         [_, _, c, m] if layer.starts_with("conv_dw_") => Ok(c * m),
         [_, _, _, c_out] => Ok(*c_out),
-        _ => Err(Error::UnsupportedShape {
-            layer: layer.to_string(),
-            reason: format!("kernel shape {shape:?}"),
-        }),
+        _ => Err(Error::UnsupportedShape { layer: layer.to_string(), reason: format!("kernel shape {shape:?}") }),
     }
 }
 
 /// Per-channel ranges of `values` laid out with the channel fastest, each scaled by `scale[c]` if given.
 fn channel_ranges(values: &[f32], channels: usize, scale: Option<&[f32]>) -> Vec<Range> {
-    let mut ranges = vec![
-        Range {
-            min: f32::INFINITY,
-            max: f32::NEG_INFINITY
-        };
-        channels
-    ];
+    let mut ranges = vec![Range { min: f32::INFINITY, max: f32::NEG_INFINITY }; channels];
     for row in values.chunks_exact(channels) {
         for (c, &w) in row.iter().enumerate() {
             let w = scale.map_or(w, |s| w * s[c]);
@@ -179,10 +161,7 @@ fn channel_ranges(values: &[f32], channels: usize, scale: Option<&[f32]>) -> Vec
 }
 
 fn overall(ranges: &[Range]) -> Option<Range> {
-    ranges.iter().copied().reduce(|a, b| Range {
-        min: a.min.min(b.min),
-        max: a.max.max(b.max),
-    })
+    ranges.iter().copied().reduce(|a, b| Range { min: a.min.min(b.min), max: a.max.max(b.max) })
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {
@@ -191,11 +170,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 0 {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    })
+    Some(if values.len().is_multiple_of(2) { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] })
 }
 
 /// Per-channel ranges of one layer's kernel, before and after folding its BatchNorm. Fails if the kernel or its
@@ -204,19 +179,12 @@ pub fn layer_channels(model: &TfjsModel, layer: &str) -> Result<LayerChannels> {
     let kernel_tensor = kernel_tensor(layer);
     let (shape, values) = model.tensor(&kernel_tensor)?;
     let channels = output_channels(layer, &shape)?;
-    let batch_norm = if has_batch_norm(model, layer) {
-        Some(read_batch_norm(model, layer)?)
-    } else {
-        None
-    };
+    let batch_norm = if has_batch_norm(model, layer) { Some(read_batch_norm(model, layer)?) } else { None };
     if let Some(bn) = &batch_norm {
         if bn.variance.len() != channels {
             return Err(Error::UnsupportedShape {
                 layer: layer.to_string(),
-                reason: format!(
-                    "kernel has {channels} output channels, its BatchNorm {}",
-                    bn.variance.len()
-                ),
+                reason: format!("kernel has {channels} output channels, its BatchNorm {}", bn.variance.len()),
             });
         }
     }
@@ -288,10 +256,8 @@ pub fn analyse_layer(model: &TfjsModel, layer: &str) -> LayerAnalysis {
     }
     let fold_scale = match &batch_norm {
         Some(bn) if bn.variance.len() != channels => {
-            row.missing.push(format!(
-                "{layer}_bn: {} channels, the kernel has {channels} (cannot fold)",
-                bn.variance.len()
-            ));
+            row.missing
+                .push(format!("{layer}_bn: {} channels, the kernel has {channels} (cannot fold)", bn.variance.len()));
             return row;
         }
         Some(bn) => bn.fold_scale(),
@@ -308,18 +274,11 @@ pub fn analyse_layer(model: &TfjsModel, layer: &str) -> LayerAnalysis {
         .iter()
         .enumerate()
         .max_by(|(_, a), (_, b)| a.width().total_cmp(&b.width()))
-        .map(|(channel, &range)| WidestChannel {
-            channel,
-            range,
-            fold_scale: fold_scale[channel],
-        });
+        .map(|(channel, &range)| WidestChannel { channel, range, fold_scale: fold_scale[channel] });
     row
 }
 
 /// Analyse every MobileNetV1 convolution layer, in network order.
 pub fn analyse(model: &TfjsModel) -> Vec<LayerAnalysis> {
-    mobilenet_v1_layers()
-        .iter()
-        .map(|layer| analyse_layer(model, layer))
-        .collect()
+    mobilenet_v1_layers().iter().map(|layer| analyse_layer(model, layer)).collect()
 }

@@ -50,12 +50,7 @@ pub fn line_chart(
     y_label: &str,
     series: &[Series],
 ) -> Result<Vec<PathBuf>> {
-    let chart = LineChart {
-        title,
-        x_labels,
-        y_label,
-        series,
-    };
+    let chart = LineChart { title, x_labels, y_label, series };
     write_both(stem, (1200, 720), &chart)
 }
 
@@ -80,10 +75,7 @@ fn write_both(stem: &Path, (width, height): (u32, u32), chart: &impl Chart) -> R
     register_font()?;
     let png_path = with_extension(stem, "png");
     let svg_path = with_extension(stem, "svg");
-    let plot_error = |path: &Path, reason: String| Error::Plot {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let plot_error = |path: &Path, reason: String| Error::Plot { path: path.to_path_buf(), reason };
     if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -95,15 +87,8 @@ fn write_both(stem: &Path, (width, height): (u32, u32), chart: &impl Chart) -> R
         chart.draw(&root).map_err(|e| plot_error(&png_path, e))?;
         root.present().map_err(|e| plot_error(&png_path, e.to_string()))?;
     }
-    image::save_buffer_with_format(
-        &png_path,
-        &rgb,
-        width,
-        height,
-        image::ColorType::Rgb8,
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| plot_error(&png_path, e.to_string()))?;
+    image::save_buffer_with_format(&png_path, &rgb, width, height, image::ColorType::Rgb8, image::ImageFormat::Png)
+        .map_err(|e| plot_error(&png_path, e.to_string()))?;
 
     let mut svg = String::new();
     {
@@ -130,26 +115,18 @@ fn register_font() -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Plot {
-            path: "assets/fonts/DejaVuSans.ttf".into(),
-            reason: "embedded font does not parse".into(),
-        })
+        Err(Error::Plot { path: "assets/fonts/DejaVuSans.ttf".into(), reason: "embedded font does not parse".into() })
     }
 }
 
 /// (min, max) of the finite values, padded by 5 % of the span; (0, 1) when there are none.
 fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if lo > hi {
         return (0.0, 1.0);
     }
-    let pad = if hi > lo {
-        0.05 * (hi - lo)
-    } else {
-        lo.abs().max(1.0) * 0.05
-    };
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { lo.abs().max(1.0) * 0.05 };
     (lo - pad, hi + pad)
 }
 
@@ -343,8 +320,7 @@ impl Chart for LineChart<'_> {
             .pos(Pos::new(HPos::Left, VPos::Center));
         for (i, label) in self.x_labels.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64, y_min));
-            root.draw(&Text::new(label.as_str(), (x, y + 8), label_style.clone()))
-                .map_err(error_string)?;
+            root.draw(&Text::new(label.as_str(), (x, y + 8), label_style.clone())).map_err(error_string)?;
         }
 
         for (index, series) in self.series.iter().enumerate() {
@@ -360,9 +336,7 @@ impl Chart for LineChart<'_> {
                 }
             }
             for (run_index, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
-                let drawn = chart
-                    .draw_series(LineSeries::new(run, style).point_size(3))
-                    .map_err(error_string)?;
+                let drawn = chart.draw_series(LineSeries::new(run, style).point_size(3)).map_err(error_string)?;
                 if run_index == 0 {
                     drawn
                         .label(series.name.as_str())
@@ -422,9 +396,9 @@ impl Chart for RangeChart<'_> {
                     .iter()
                     .zip(self.maxs)
                     .enumerate()
-                    .filter_map(|(c, (&lo, &hi))| {
-                        (lo.is_finite() && hi.is_finite())
-                            .then(|| PathElement::new(vec![(c as f64, lo), (c as f64, hi)], color.stroke_width(bar_px)))
+                    .filter(|(_, (lo, hi))| lo.is_finite() && hi.is_finite())
+                    .map(|(c, (&lo, &hi))| {
+                        PathElement::new(vec![(c as f64, lo), (c as f64, hi)], color.stroke_width(bar_px))
                     }),
             )
             .map_err(error_string)?;

@@ -19,9 +19,8 @@ pub const CENTRAL_FRACTION: f64 = 0.875;
 pub fn load_image(path: &Path, input: Shape) -> Result<Vec<f32>> {
     let bad = |reason: String| Error::Image { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| bad(e.to_string()))?;
+    let reader =
+        image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| bad(e.to_string()))?;
     match reader.format() {
         Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(&bytes) => {
             return Err(bad("truncated JPEG (no end-of-image marker after the scan data)".into()))

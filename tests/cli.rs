@@ -34,7 +34,8 @@ fn a_bad_model_path_says_how_to_get_a_model() {
 
 #[test]
 fn the_incomplete_1_0_model_is_refused_for_inference() {
-    let output = mnq_gpu(&["run", "--device", "cpu", "--model", "../shared/models/mobilenet_v1_1.0_224", "tests/data/grey.jpg"]);
+    let output =
+        mnq_gpu(&["run", "--device", "cpu", "--model", "../shared/models/mobilenet_v1_1.0_224", "tests/data/grey.jpg"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("conv_pw_13/kernel"), "{}", stderr(&output));
 }
@@ -101,7 +102,11 @@ fn bench_labels_synthetic_weights_and_checks_before_timing() {
     }
     let output = mnq_gpu(&["bench", "--arch", "0.25x64", "--batch", "2", "--iterations", "1", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("SYNTHETIC") && stderr(&output).contains("All results match"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("SYNTHETIC") && stderr(&output).contains("All results match"),
+        "{}",
+        stderr(&output)
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["synthetic"], true);
     assert_eq!(json["batches"].as_array().unwrap().len(), 2);
@@ -111,7 +116,8 @@ fn bench_labels_synthetic_weights_and_checks_before_timing() {
 #[test]
 fn sqnr_writes_charts_for_each_scheme() {
     let dir = std::env::temp_dir().join(format!("mnq-cli-sqnr-{}", std::process::id()));
-    let output = mnq_gpu(&["sqnr", "--images", "2", "--scheme", "tf8,per-channel", "--json", "--out", dir.to_str().unwrap()]);
+    let output =
+        mnq_gpu(&["sqnr", "--images", "2", "--scheme", "tf8,per-channel", "--json", "--out", dir.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let schemes = json["schemes"].as_array().unwrap();

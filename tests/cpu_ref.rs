@@ -137,7 +137,8 @@ fn quant_params_are_nudged_like_gemmlowp() {
 #[test]
 fn quantized_model_file_round_trips_and_refuses_corruption() {
     let model = synthetic::mobilenet_v1(0.25, 32, 7);
-    let images: Vec<Vec<f32>> = (0..2).map(|i| (0..32 * 32 * 3).map(|j| ((i * 7 + j) % 255) as f32 / 127.5 - 1.0).collect()).collect();
+    let images: Vec<Vec<f32>> =
+        (0..2).map(|i| (0..32 * 32 * 3).map(|j| ((i * 7 + j) % 255) as f32 / 127.5 - 1.0).collect()).collect();
     let quantized = quant::tf8::quantize(&model, &images).unwrap();
     let dir = std::env::temp_dir().join(format!("mnq-file-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

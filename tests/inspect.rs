@@ -11,18 +11,12 @@ const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n
 /// `../shared/<relative>` beside the source tree, where every developer and CI run has the published models.
 fn shared(relative: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(relative);
-    assert!(
-        path.exists(),
-        "{} is missing: the tests need ../shared (see its README)",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: the tests need ../shared (see its README)", path.display());
     path
 }
 
 fn row<'a>(rows: &'a [LayerAnalysis], layer: &str) -> &'a LayerAnalysis {
-    rows.iter()
-        .find(|r| r.layer == layer)
-        .unwrap_or_else(|| panic!("no row for {layer}"))
+    rows.iter().find(|r| r.layer == layer).unwrap_or_else(|| panic!("no row for {layer}"))
 }
 
 /// A fresh, empty folder under cargo's per-target temporary directory.
@@ -36,17 +30,9 @@ fn temp_dir(name: &str) -> PathBuf {
 fn assert_png_and_svg(paths: &[PathBuf]) {
     assert_eq!(paths.len(), 2, "{paths:?}");
     let png = std::fs::read(&paths[0]).unwrap_or_else(|e| panic!("{}: {e}", paths[0].display()));
-    assert!(
-        png.len() > 1000 && png.starts_with(&PNG_SIGNATURE),
-        "{} is not a PNG",
-        paths[0].display()
-    );
+    assert!(png.len() > 1000 && png.starts_with(&PNG_SIGNATURE), "{} is not a PNG", paths[0].display());
     let svg = std::fs::read_to_string(&paths[1]).unwrap_or_else(|e| panic!("{}: {e}", paths[1].display()));
-    assert!(
-        svg.contains("<svg") && svg.contains("</svg>"),
-        "{} is not an SVG",
-        paths[1].display()
-    );
+    assert!(svg.contains("<svg") && svg.contains("</svg>"), "{} is not an SVG", paths[1].display());
 }
 
 #[test]
@@ -62,28 +48,18 @@ fn incomplete_1_0_model_shows_dead_depthwise_channels_and_reports_missing_kernel
         "conv_pw_13's row must name the missing tensor: {:?}",
         missing.missing
     );
-    assert!(
-        missing.zero_variance_channels.is_some(),
-        "conv_pw_13_bn is present and must be analysed"
-    );
+    assert!(missing.zero_variance_channels.is_some(), "conv_pw_13_bn is present and must be analysed");
 
     let dead_depthwise: usize = rows
         .iter()
         .filter(|r| r.layer.starts_with("conv_dw_"))
         .map(|r| r.zero_variance_channels.as_ref().map_or(0, Vec::len))
         .sum();
-    assert!(
-        dead_depthwise > 0,
-        "the published 1.0 model has zero-variance depthwise BatchNorm channels"
-    );
+    assert!(dead_depthwise > 0, "the published 1.0 model has zero-variance depthwise BatchNorm channels");
 
     for r in rows.iter().filter(|r| r.layer != "conv_pw_13") {
         assert!(r.missing.is_empty(), "{}: {:?}", r.layer, r.missing);
-        assert!(
-            r.folded.is_some() && r.range_ratio.is_some(),
-            "{} was not analysed",
-            r.layer
-        );
+        assert!(r.folded.is_some() && r.range_ratio.is_some(), "{} was not analysed", r.layer);
     }
 }
 
@@ -107,10 +83,7 @@ fn line_chart_writes_png_and_svg() {
     let x_labels: Vec<String> = analysis::mobilenet_v1_layers();
     let n = x_labels.len();
     let series = [
-        Series {
-            name: "accumulated".into(),
-            values: (0..n).map(|i| 40.0 - i as f64).collect(),
-        },
+        Series { name: "accumulated".into(), values: (0..n).map(|i| 40.0 - i as f64).collect() },
         Series {
             name: "local".into(),
             // A gap (NaN) and an infinity must be skipped, not fail.
@@ -137,12 +110,6 @@ fn range_chart_writes_png_and_svg() {
     let dir = temp_dir("plot_range_chart");
     let mins: Vec<f64> = (0..32).map(|c| -1.0 - (c % 5) as f64).collect();
     let maxs: Vec<f64> = (0..32).map(|c| 1.0 + (c % 7) as f64).collect();
-    let paths = plot::range_chart(
-        &dir.join("conv_dw_1"),
-        "conv_dw_1 folded depthwise weights",
-        &mins,
-        &maxs,
-    )
-    .unwrap();
+    let paths = plot::range_chart(&dir.join("conv_dw_1"), "conv_dw_1 folded depthwise weights", &mins, &maxs).unwrap();
     assert_png_and_svg(&paths);
 }

@@ -13,7 +13,8 @@ fn the_0_75_model_loads_with_its_topology() {
     assert_eq!(model.layers.len(), 1 + 26 + 2);
     assert_eq!(model.layers[0].op, Op::Conv2d { stride: 2 });
     assert_eq!(model.layers[0].output_shape.c, 24);
-    let strides: Vec<usize> = model.layers.iter().filter(|l| matches!(l.op, Op::DepthwiseConv2d { .. })).map(|l| l.op.stride()).collect();
+    let strides: Vec<usize> =
+        model.layers.iter().filter(|l| matches!(l.op, Op::DepthwiseConv2d { .. })).map(|l| l.op.stride()).collect();
     assert_eq!(strides, [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]);
     assert_eq!(model.layers[26].output_shape.len(), 7 * 7 * 768);
     assert_eq!(model.classes(), 1000);
@@ -100,7 +101,11 @@ fn malformed_json_is_an_error() {
 
 #[test]
 fn an_unknown_dtype_names_the_tensor() {
-    let error = Broken::new("dtype").edit_json(|t| t.replace("\"dtype\":\"float32\",\"shape\":[3,3,3,24]", "\"dtype\":\"float16\",\"shape\":[3,3,3,24]")).error();
+    let error = Broken::new("dtype")
+        .edit_json(|t| {
+            t.replace("\"dtype\":\"float32\",\"shape\":[3,3,3,24]", "\"dtype\":\"float16\",\"shape\":[3,3,3,24]")
+        })
+        .error();
     assert!(error.contains("unsupported dtype `float16`") && error.contains("conv1/kernel"), "{error}");
 }
 

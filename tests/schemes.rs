@@ -115,3 +115,24 @@ fn mse_clipping_cuts_rare_outliers_and_keeps_a_uniform_range() {
     assert!(mse_range(range, &outliers).max < 50.0);
     assert_eq!(mse_range(range, &[1000; 2048]).max, 100.0);
 }
+
+/// What the zero-variance channels carry, which is why `tf8-zero-var` may zero their folded weights: a
+/// depthwise channel with zero variance reads a channel of the previous layer that is dead too (its weights
+/// are ~1e-14 and its BatchNorm beta negative, so ReLU6 gives exactly 0), so its convolution output is exactly 0
+/// and its output the constant ReLU6(beta).
+#[test]
+fn zero_variance_depthwise_channels_see_exactly_zero_on_calibration_images() {
+    let (model, images) = real_images(3);
+    let mut checked = 0;
+    for image in &images {
+        let outputs = run_f32(&model, image);
+        for (i, layer) in model.layers.iter().enumerate().filter(|(_, l)| matches!(l.op, Op::DepthwiseConv2d { .. })) {
+            let c = layer.input_shape.c;
+            for dead in zero_variance_channels(layer) {
+                assert!(outputs[i - 1].chunks(c).all(|pixel| pixel[dead] == 0.0), "{} channel {dead}", layer.name);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 3 * 20, "{checked} dead depthwise channels checked");
+}

@@ -186,11 +186,19 @@ fn print_report(report: &Report) {
     println!("adapter: {}", report.adapter);
     let synthetic = if report.synthetic { ", SYNTHETIC weights (timing only)" } else { "" };
     println!("model:   {} ({}{synthetic}), inner product {}", report.model, report.scheme, report.inner_product);
-    println!("{:>6} {:>12} {:>10} {:>10} {:>10} {:>14}", "batch", "median (ms)", "min (ms)", "ms/image", "images/s", "vs CPU ref");
+    println!(
+        "{:>6} {:>12} {:>10} {:>10} {:>10} {:>14}",
+        "batch", "median (ms)", "min (ms)", "ms/image", "images/s", "vs CPU ref"
+    );
     for t in &report.batches {
         println!(
             "{:>6} {:>12.2} {:>10.2} {:>10.2} {:>10.1} {:>13.2}×",
-            t.batch, t.median_ms, t.min_ms, t.ms_per_image, t.images_per_s, report.cpu_ref_ms_per_image / t.ms_per_image
+            t.batch,
+            t.median_ms,
+            t.min_ms,
+            t.ms_per_image,
+            t.images_per_s,
+            report.cpu_ref_ms_per_image / t.ms_per_image
         );
     }
     println!("CPU integer reference (1 thread): {:.2} ms/image", report.cpu_ref_ms_per_image);

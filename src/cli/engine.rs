@@ -45,7 +45,13 @@ impl Engine {
 
     /// Model `index`'s outputs for quantized `inputs`: per image, every layer's output (`all_layers`) or only
     /// the logits.
-    pub fn run(&mut self, index: usize, model: &QuantModel, inputs: &[Vec<u8>], all_layers: bool) -> Result<Vec<Vec<Vec<u8>>>> {
+    pub fn run(
+        &mut self,
+        index: usize,
+        model: &QuantModel,
+        inputs: &[Vec<u8>],
+        all_layers: bool,
+    ) -> Result<Vec<Vec<Vec<u8>>>> {
         match &mut self.gpu {
             Some((ctx, plans)) => {
                 let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();

@@ -228,8 +228,17 @@ fn print_csv(report: &Report) {
 
 fn print_table(report: &Report) {
     let float = report.float;
-    println!("{} on {} images of {} ({} CPU threads)", report.model, report.images, report.list.display(), report.threads);
-    println!("float (cpu): top-1 {:.2} %, top-5 {:.2} %, {:.1} s", float.top1_percent, float.top5_percent, float.wall_s);
+    println!(
+        "{} on {} images of {} ({} CPU threads)",
+        report.model,
+        report.images,
+        report.list.display(),
+        report.threads
+    );
+    println!(
+        "float (cpu): top-1 {:.2} %, top-5 {:.2} %, {:.1} s",
+        float.top1_percent, float.top5_percent, float.wall_s
+    );
     println!(
         "{:<24} {:>6} {:>11} {:>11} {:>11} {:>11} {:>9} {:>16}",
         "scheme", "device", "float top-1", "float top-5", "int8 top-1", "int8 top-5", "int8 (s)", "check"
@@ -242,8 +251,14 @@ fn print_table(report: &Report) {
         };
         println!(
             "{:<24} {:>6} {:>10.2}% {:>10.2}% {:>10.2}% {:>10.2}% {:>9.1} {:>16}",
-            s.scheme, s.device, s.float.top1_percent, s.float.top5_percent, s.int8.top1_percent, s.int8.top5_percent,
-            s.int8.wall_s, check
+            s.scheme,
+            s.device,
+            s.float.top1_percent,
+            s.float.top5_percent,
+            s.int8.top1_percent,
+            s.int8.top5_percent,
+            s.int8.wall_s,
+            check
         );
     }
 }

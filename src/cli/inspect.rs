@@ -44,19 +44,13 @@ struct Report {
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
     let dir = match &args.model {
         Some(dir) => dir.clone(),
-        None => find_shared(DEFAULT_MODEL).ok_or(mnq_gpu::Error::ModelNotFound {
-            path: PathBuf::from("../").join(DEFAULT_MODEL),
-        })?,
+        None => find_shared(DEFAULT_MODEL)
+            .ok_or(mnq_gpu::Error::ModelNotFound { path: PathBuf::from("../").join(DEFAULT_MODEL) })?,
     };
     let model = TfjsModel::open(&dir)?;
-    let name = dir
-        .file_name()
-        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let report = Report {
-        model: name,
-        zero_variance_threshold: analysis::ZERO_VARIANCE,
-        layers: analysis::analyse(&model),
-    };
+    let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let report =
+        Report { model: name, zero_variance_threshold: analysis::ZERO_VARIANCE, layers: analysis::analyse(&model) };
 
     if args.json {
         print_json(&report)?;
@@ -82,10 +76,7 @@ fn print_table(report: &Report, verbose: bool) {
     );
     let range = |r: Option<mnq_gpu::quant::Range>| r.map_or("-".to_string(), |r| format!("{:.3}..{:.3}", r.min, r.max));
     for row in &report.layers {
-        let dead = row
-            .zero_variance_channels
-            .as_ref()
-            .map_or("-".to_string(), |d| d.len().to_string());
+        let dead = row.zero_variance_channels.as_ref().map_or("-".to_string(), |d| d.len().to_string());
         let channels = row.channels.map_or("-".to_string(), |c| c.to_string());
         if row.kernel.is_none() {
             println!(

@@ -29,7 +29,11 @@ const DEFAULT_CALIBRATION: &str = "shared/imagenet/val1300/calibration.txt";
 const DEFAULT_EVALUATION: &str = "shared/imagenet/val1300/evaluation.txt";
 
 #[derive(Parser)]
-#[command(name = "mnq-gpu", version, about = "8-bit integer MobileNetV1 on GPU compute shaders, checked bit for bit against a CPU reference")]
+#[command(
+    name = "mnq-gpu",
+    version,
+    about = "8-bit integer MobileNetV1 on GPU compute shaders, checked bit for bit against a CPU reference"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

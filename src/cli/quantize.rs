@@ -17,7 +17,10 @@ pub struct QuantizeArgs {
 }
 
 pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
-    anyhow::ensure!(args.model.quantized.is_empty(), "quantize calibrates a float model; --quantized makes no sense here");
+    anyhow::ensure!(
+        args.model.quantized.is_empty(),
+        "quantize calibrates a float model; --quantized makes no sense here"
+    );
     let float = args.model.float_model()?;
     let quantized = args.model.quantized_models(&float)?;
     for q in &quantized {

@@ -43,7 +43,8 @@ fn schemes(names: &str) -> Vec<Scheme> {
 }
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let model = |names: &str| ModelArgs { model: None, scheme: schemes(names), quantized: Vec::new(), calibration: None };
+    let model =
+        |names: &str| ModelArgs { model: None, scheme: schemes(names), quantized: Vec::new(), calibration: None };
     let base = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let plots = base.join(&args.plots);
 
@@ -106,7 +107,8 @@ fn render(eval: &EvalReport, sqnr: &SqnrReport, analysis: &[LayerAnalysis], plot
         eval.float.top1_percent, eval.float.top5_percent
     );
     for s in &eval.schemes {
-        let architecture = if s.scheme.contains("+relu") || s.scheme.contains("+dw-linear") { " (architecture)" } else { "" };
+        let architecture =
+            if s.scheme.contains("+relu") || s.scheme.contains("+dw-linear") { " (architecture)" } else { "" };
         let _ = writeln!(
             md,
             "| `{}`{architecture} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
@@ -130,7 +132,12 @@ fn render(eval: &EvalReport, sqnr: &SqnrReport, analysis: &[LayerAnalysis], plot
          float input, which shows the layer that creates the loss.\n",
         sqnr.images
     );
-    let _ = writeln!(md, "![accumulated SQNR]({})\n\n![local SQNR]({})\n", plot("sqnr_accumulated.png"), plot("sqnr_local.png"));
+    let _ = writeln!(
+        md,
+        "![accumulated SQNR]({})\n\n![local SQNR]({})\n",
+        plot("sqnr_accumulated.png"),
+        plot("sqnr_local.png")
+    );
     let mut header = "| layer |".to_string();
     let mut rule = "|---|".to_string();
     for s in &sqnr.schemes {
@@ -146,16 +153,21 @@ fn render(eval: &EvalReport, sqnr: &SqnrReport, analysis: &[LayerAnalysis], plot
         let _ = writeln!(md, "{row}");
     }
 
-    let _ = writeln!(md, "\n## Weights of the 1.0 model (`inspect`, no inference: its `conv_pw_13/kernel` shard is missing)\n");
+    let _ = writeln!(
+        md,
+        "\n## Weights of the 1.0 model (`inspect`, no inference: its `conv_pw_13/kernel` shard is missing)\n"
+    );
     let _ = writeln!(
         md,
         "Per-tensor kernel ranges before and after folding BatchNorm; *ratio* = folded range / median channel's \
          folded range; *dead* = BatchNorm channels with moving variance below {:e}.\n",
         analysis::ZERO_VARIANCE
     );
-    let _ = writeln!(md, "| layer | channels | kernel range | folded range | ratio | dead | widest channel (fold scale) |");
+    let _ =
+        writeln!(md, "| layer | channels | kernel range | folded range | ratio | dead | widest channel (fold scale) |");
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
-    let range = |r: Option<mnq_gpu::quant::Range>| r.map_or("missing".into(), |r| format!("{:.2} … {:.2}", r.min, r.max));
+    let range =
+        |r: Option<mnq_gpu::quant::Range>| r.map_or("missing".into(), |r| format!("{:.2} … {:.2}", r.min, r.max));
     for row in analysis {
         let _ = writeln!(
             md,

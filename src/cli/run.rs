@@ -99,7 +99,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         for ((result, input), layers) in results.iter_mut().zip(&int8_inputs).zip(&outputs) {
             let logits = q.model.dequantize_logits(layers.last().expect("layers"));
             let mismatches = args.check.then(|| check_layers(&q.model, input, layers).1);
-            result.int8.push(Int8Result { scheme: q.scheme.to_string(), device: engine.device(), top: predictions(&logits, k), mismatches });
+            result.int8.push(Int8Result {
+                scheme: q.scheme.to_string(),
+                device: engine.device(),
+                top: predictions(&logits, k),
+                mismatches,
+            });
         }
     }
 

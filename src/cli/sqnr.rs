@@ -85,7 +85,8 @@ pub fn write_charts(report: &Report, out: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     std::fs::create_dir_all(out).map_err(|e| mnq_gpu::Error::io(out, e))?;
     let layers: Vec<String> = report.schemes[0].layers.iter().map(|l| l.layer.clone()).collect();
-    let charts: [(&str, &str, fn(&LayerSqnr) -> f64); 2] = [
+    type Value = fn(&LayerSqnr) -> f64;
+    let charts: [(&str, &str, Value); 2] = [
         ("accumulated", "end to end", |l| l.accumulated_db),
         ("local", "each layer fed the quantized float input", |l| l.local_db),
     ];

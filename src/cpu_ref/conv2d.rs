@@ -68,4 +68,3 @@ pub fn conv2d_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
     }
     output
 }
-

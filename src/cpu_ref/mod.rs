@@ -80,6 +80,13 @@ pub fn run_u8(model: &QuantModel, input: &[u8]) -> Vec<Vec<u8>> {
 /// Requantize one pixel's per-channel accumulators into `out`.
 fn requantize_channels(layer: &QLayer, acc: &[i32], out: &mut [u8]) {
     for (c, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
-        *o = requantize(a, layer.multipliers[c], layer.shifts[c], layer.output.zero_point, layer.act_min, layer.act_max[c]);
+        *o = requantize(
+            a,
+            layer.multipliers[c],
+            layer.shifts[c],
+            layer.output.zero_point,
+            layer.act_min,
+            layer.act_max[c],
+        );
     }
 }

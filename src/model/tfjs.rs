@@ -86,17 +86,16 @@ impl TfjsModel {
                     .get("name")
                     .and_then(Value::as_str)
                     .ok_or_else(|| bad(format!("weightsManifest[{group_index}] has a weight without a name")))?;
-                let tensor_error = |reason: String| Error::Tensor {
-                    file: json_path.clone(),
-                    tensor: name.to_string(),
-                    reason,
-                };
+                let tensor_error =
+                    |reason: String| Error::Tensor { file: json_path.clone(), tensor: name.to_string(), reason };
                 let dtype = weight.get("dtype").and_then(Value::as_str).unwrap_or("<missing>");
                 if dtype != "float32" {
                     return Err(tensor_error(format!("unsupported dtype `{dtype}` (only float32 is supported)")));
                 }
                 if weight.get("quantization").is_some() {
-                    return Err(tensor_error("TF.js-quantized weights are not supported; use the float32 model".into()));
+                    return Err(tensor_error(
+                        "TF.js-quantized weights are not supported; use the float32 model".into(),
+                    ));
                 }
                 let shape = weight
                     .get("shape")
@@ -299,7 +298,8 @@ impl TfjsModel {
                         _ => ("kernel", vec![kernel.0, kernel.1, shape.c, filters]),
                     };
                     let kernel = self.tensor_shaped(&format!("{name}/{tensor}"), &kernel_shape)?;
-                    let bias = if use_bias { Some(self.tensor_shaped(&format!("{name}/bias"), &[filters])?) } else { None };
+                    let bias =
+                        if use_bias { Some(self.tensor_shaped(&format!("{name}/bias"), &[filters])?) } else { None };
                     finished = op == Op::Classifier;
                     layers.push(Layer {
                         name: name.clone(),
@@ -326,7 +326,7 @@ impl TfjsModel {
                         ("Activation", Some("relu")) => Activation::Relu,
                         ("Activation", Some("softmax")) if finished => continue,
                         ("ReLU", _) => match config.get("max_value").and_then(Value::as_f64) {
-                            Some(v) if v == 6.0 => Activation::Relu6,
+                            Some(6.0) => Activation::Relu6,
                             None => Activation::Relu,
                             Some(v) => return Err(topology_error(&name, format!("ReLU max_value {v} unsupported"))),
                         },

@@ -31,10 +31,8 @@ pub fn save(model: &QuantModel, path: &Path) -> Result<()> {
         tensors.push((name.clone(), view.map_err(|e| failed(e.to_string()))?));
     }
     let json = serde_json::to_string(model).map_err(|e| failed(e.to_string()))?;
-    let metadata = HashMap::from([
-        (METADATA_KEY.to_string(), json),
-        ("format_version".to_string(), FORMAT_VERSION.to_string()),
-    ]);
+    let metadata =
+        HashMap::from([(METADATA_KEY.to_string(), json), ("format_version".to_string(), FORMAT_VERSION.to_string())]);
     safetensors::serialize_to_file(tensors, Some(metadata), path).map_err(|e| failed(e.to_string()))
 }
 
@@ -59,6 +57,6 @@ pub fn load(path: &Path) -> Result<QuantModel> {
         layer.weights = weights.data().to_vec();
         layer.bias = bias.data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     }
-    model.validate().map_err(|reason| bad(reason))?;
+    model.validate().map_err(bad)?;
     Ok(model)
 }

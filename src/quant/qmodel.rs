@@ -119,7 +119,10 @@ impl QuantModel {
                     layer.shifts.len(),
                 ];
                 if layer.weights.len() != weights || lengths.iter().any(|&n| n != channels) {
-                    return fail(format!("{} weights (needs {weights}) or per-channel vectors not of {channels}", layer.weights.len()));
+                    return fail(format!(
+                        "{} weights (needs {weights}) or per-channel vectors not of {channels}",
+                        layer.weights.len()
+                    ));
                 }
                 if layer.weight_zero_points.iter().any(|z| !(0..=255).contains(z))
                     || layer.multipliers.iter().any(|&m| m < 0)

@@ -98,13 +98,15 @@ impl FromStr for Scheme {
                 "dw-linear" => scheme.architecture = Architecture::DwLinear,
                 other => {
                     return Err(Error::Invalid(format!(
-                        "unknown scheme modifier `+{other}`; modifiers: +mse, +zero-var, +per-channel, +relu, +dw-linear"
-                    )))
+                    "unknown scheme modifier `+{other}`; modifiers: +mse, +zero-var, +per-channel, +relu, +dw-linear"
+                )))
                 }
             }
         }
         if scheme.equalize && scheme.architecture == Architecture::DwLinear {
-            return Err(Error::Invalid("`cle` equalizes through the depthwise activations `+dw-linear` removes; pick one".into()));
+            return Err(Error::Invalid(
+                "`cle` equalizes through the depthwise activations `+dw-linear` removes; pick one".into(),
+            ));
         }
         Ok(scheme)
     }

@@ -67,7 +67,12 @@ pub fn calibrate(model: &Model, images: &[Vec<f32>], histograms: bool) -> Calibr
         .reduce(empty, |a, b| Calibration {
             input: a.input.merge(b.input),
             outputs: a.outputs.iter().zip(&b.outputs).map(|(x, y)| x.merge(*y)).collect(),
-            input_means: a.input_means.iter().zip(&b.input_means).map(|(x, y)| x.iter().zip(y).map(|(p, q)| p + q).collect()).collect(),
+            input_means: a
+                .input_means
+                .iter()
+                .zip(&b.input_means)
+                .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p + q).collect())
+                .collect(),
             histograms: Vec::new(),
         });
     let mut calibration = sum;

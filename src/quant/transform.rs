@@ -126,7 +126,9 @@ const EQUALIZATION_SWEEPS: usize = 20;
 pub fn equalize(model: &Model) -> Model {
     let mut equalized = model.clone();
     let convs: Vec<usize> = (0..equalized.layers.len())
-        .filter(|&i| matches!(equalized.layers[i].op, Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d))
+        .filter(|&i| {
+            matches!(equalized.layers[i].op, Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d)
+        })
         .collect();
     for _ in 0..EQUALIZATION_SWEEPS {
         for pair in convs.windows(2).filter(|p| p[1] == p[0] + 1) {
@@ -135,11 +137,8 @@ pub fn equalize(model: &Model) -> Model {
             let channels = first.output_shape.c;
             let r1 = output_channel_ranges(&first.kernel, channels);
             let r2 = input_channel_ranges(second);
-            let scales: Vec<f32> = r1
-                .iter()
-                .zip(&r2)
-                .map(|(&a, &b)| if a > 0.0 && b > 0.0 { (a / b).sqrt() } else { 1.0 })
-                .collect();
+            let scales: Vec<f32> =
+                r1.iter().zip(&r2).map(|(&a, &b)| if a > 0.0 && b > 0.0 { (a / b).sqrt() } else { 1.0 }).collect();
             let inverse: Vec<f32> = scales.iter().map(|s| 1.0 / s).collect();
             scale_output_channels(&mut first.kernel, &inverse);
             if let Some(bias) = &mut first.bias {
