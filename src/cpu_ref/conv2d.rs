@@ -1,15 +1,12 @@
 //! Standard 3×3 convolution (MobileNetV1's first layer), TF SAME padding. Kernel [3, 3, c_in, c_out], NHWC.
 
-use crate::model::{same_padding, Layer};
+use super::window_3x3;
+use crate::model::Layer;
 use crate::quant::QLayer;
-
-const K: usize = 3;
 
 /// Float convolution (plus bias, if the layer has one) before BatchNorm and activation.
 pub fn conv2d_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
     let (ins, outs, stride) = (layer.input_shape, layer.output_shape, layer.op.stride());
-    let (_, pad_y) = same_padding(ins.h, K, stride);
-    let (_, pad_x) = same_padding(ins.w, K, stride);
     let mut output = vec![0.0f32; outs.len()];
     for oy in 0..outs.h {
         for ox in 0..outs.w {
@@ -17,16 +14,12 @@ pub fn conv2d_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
             if let Some(bias) = &layer.bias {
                 acc.copy_from_slice(bias);
             }
-            for ky in 0..K {
-                let Some(iy) = (oy * stride + ky).checked_sub(pad_y).filter(|&iy| iy < ins.h) else { continue };
-                for kx in 0..K {
-                    let Some(ix) = (ox * stride + kx).checked_sub(pad_x).filter(|&ix| ix < ins.w) else { continue };
-                    let pixel = &input[(iy * ins.w + ix) * ins.c..][..ins.c];
-                    for (ci, &x) in pixel.iter().enumerate() {
-                        let row = &layer.kernel[((ky * K + kx) * ins.c + ci) * outs.c..][..outs.c];
-                        for (a, &w) in acc.iter_mut().zip(row) {
-                            *a += x * w;
-                        }
+            for (tap, pixel) in window_3x3(ins, stride, oy, ox) {
+                let pixel = &input[pixel * ins.c..][..ins.c];
+                for (ci, &x) in pixel.iter().enumerate() {
+                    let row = &layer.kernel[(tap * ins.c + ci) * outs.c..][..outs.c];
+                    for (a, &w) in acc.iter_mut().zip(row) {
+                        *a += x * w;
                     }
                 }
             }
@@ -40,25 +33,19 @@ pub fn conv2d_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
     // Overflow budget: each product |(x − z_x)(w − z_w)| ≤ 255·255 = 65,025; 9·c_in products (c_in = 3 here,
     // ≤ 1,600 for the bound below) plus |bias| ≤ 2^30 stay under 2^31: 2^30 + 9·1,600·65,025 < 2^31.
     let (ins, outs, stride) = (layer.input_shape, layer.output_shape, layer.op.stride());
-    let (_, pad_y) = same_padding(ins.h, K, stride);
-    let (_, pad_x) = same_padding(ins.w, K, stride);
     let input_zero = layer.input.zero_point;
     let mut output = vec![0u8; outs.len()];
     let mut acc = vec![0i32; outs.c];
     for oy in 0..outs.h {
         for ox in 0..outs.w {
             acc.copy_from_slice(&layer.bias);
-            for ky in 0..K {
-                let Some(iy) = (oy * stride + ky).checked_sub(pad_y).filter(|&iy| iy < ins.h) else { continue };
-                for kx in 0..K {
-                    let Some(ix) = (ox * stride + kx).checked_sub(pad_x).filter(|&ix| ix < ins.w) else { continue };
-                    let pixel = &input[(iy * ins.w + ix) * ins.c..][..ins.c];
-                    for (ci, &x) in pixel.iter().enumerate() {
-                        let x = i32::from(x) - input_zero;
-                        let row = &layer.weights[((ky * K + kx) * ins.c + ci) * outs.c..][..outs.c];
-                        for ((a, &w), &w_zero) in acc.iter_mut().zip(row).zip(&layer.weight_zero_points) {
-                            *a += x * (i32::from(w) - w_zero);
-                        }
+            for (tap, pixel) in window_3x3(ins, stride, oy, ox) {
+                let pixel = &input[pixel * ins.c..][..ins.c];
+                for (ci, &x) in pixel.iter().enumerate() {
+                    let x = i32::from(x) - input_zero;
+                    let row = &layer.weights[(tap * ins.c + ci) * outs.c..][..outs.c];
+                    for ((a, &w), &w_zero) in acc.iter_mut().zip(row).zip(&layer.weight_zero_points) {
+                        *a += x * (i32::from(w) - w_zero);
                     }
                 }
             }
