@@ -138,3 +138,25 @@ fn no_matching_adapter_is_a_clear_error_with_a_hint() {
     let message = stderr(&output);
     assert!(message.contains("no GPU adapter found") && message.contains("--device cpu"), "{message}");
 }
+
+#[test]
+fn report_writes_results_with_every_scheme_checked_and_its_charts() {
+    if common::gpu_or_skip().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("mnq-cli-report-{}", std::process::id()));
+    let results = dir.join("RESULTS.md");
+    let output = mnq_gpu(&["report", "--limit", "2", "--sqnr-images", "1", "--output", results.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let markdown = std::fs::read_to_string(&results).unwrap();
+    for scheme in ["`tf8`", "`tf8-zero-var`", "`per-channel`", "`cle-bc`", "`cle-bc+mse`", "`tf8-zero-var+dw-linear`"] {
+        let row =
+            markdown.lines().find(|l| l.starts_with(&format!("| {scheme}"))).unwrap_or_else(|| panic!("{scheme}"));
+        assert!(row.ends_with(" | 0 |"), "every layer checked, no byte differs: {row}");
+    }
+    assert!(markdown.contains("| conv_pw_13 | - | missing |"), "the 1.0 model's missing tensor");
+    for chart in ["plots/sqnr_local.png", "plots/mobilenet_v1_1.0_224/conv_dw_1_folded.svg"] {
+        assert!(markdown.contains(chart.trim_end_matches(".svg")) && dir.join(chart).exists(), "{chart}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
