@@ -2,7 +2,7 @@
 
 use super::{
     channels_of_rows, check_multiple_of_4, check_weights_len, unsupported, workgroups, Binding,
-    LayerSetup,
+    Dispatch, LayerSetup,
 };
 use crate::model::same_padding;
 use crate::quant::QLayer;
@@ -89,9 +89,11 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     Ok(LayerSetup {
         stem: "conv2d",
         bindings: BINDINGS,
-        params: bytemuck::bytes_of(&params).to_vec(),
-        weights,
         channels,
-        workgroups: [workgroups(outs.h * outs.w), (outs.c / 4) as u32],
+        dispatches: vec![Dispatch {
+            params: bytemuck::bytes_of(&params).to_vec(),
+            weights,
+            workgroups: [workgroups(outs.h * outs.w), (outs.c / 4) as u32],
+        }],
     })
 }
