@@ -66,8 +66,9 @@ struct Step {
     /// u32 words of one image's output.
     output_words: usize,
     pipeline: wgpu::ComputePipeline,
-    /// Each dispatch's bind group and x and y workgroups; z is the number of images.
-    dispatches: Vec<(wgpu::BindGroup, [u32; 2])>,
+    bind_group: wgpu::BindGroup,
+    /// x and y of the dispatch; z is the number of images.
+    workgroups: [u32; 2],
     /// Index into `Plan::activations` of the buffer this layer writes.
     output: usize,
 }
@@ -140,16 +141,14 @@ impl Plan {
         let limits = ctx.limits();
         let max_dimension = limits.max_compute_workgroups_per_dimension;
         for (layer, setup) in model.layers.iter().zip(&setups) {
-            for dispatch in &setup.dispatches {
-                if dispatch.workgroups.iter().any(|&n| n > max_dimension) {
-                    return Err(ops::unsupported(
-                        layer,
-                        format!(
-                            "needs {:?} workgroups; the device allows {max_dimension} per dimension",
-                            dispatch.workgroups
-                        ),
-                    ));
-                }
+            if setup.workgroups.iter().any(|&n| n > max_dimension) {
+                return Err(ops::unsupported(
+                    layer,
+                    format!(
+                        "needs {:?} workgroups; the device allows {max_dimension} per dimension",
+                        setup.workgroups
+                    ),
+                ));
             }
         }
         let input_words = ops::words(model.input_shape);
@@ -292,10 +291,8 @@ impl Plan {
                         timestamp_writes,
                     });
                     pass.set_pipeline(&step.pipeline);
-                    for (bind_group, [x, y]) in &step.dispatches {
-                        pass.set_bind_group(0, bind_group, &[]);
-                        pass.dispatch_workgroups(*x, *y, n as u32);
-                    }
+                    pass.set_bind_group(0, &step.bind_group, &[]);
+                    pass.dispatch_workgroups(step.workgroups[0], step.workgroups[1], n as u32);
                 }
                 let bytes = 4 * (n * step.output_words) as u64;
                 let is_last = i + 1 == self.steps.len();
@@ -425,68 +422,48 @@ fn build(
         } else {
             &activations[1 - output]
         };
-        let buffer = |what: String, contents: &[u8], usage| {
+        let storage = |what: &str, contents: &[u8]| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(&format!("{} {what}", layer.name)),
                 contents,
-                usage,
+                usage: wgpu::BufferUsages::STORAGE,
             })
         };
-        let weights_usage = if setup.bindings.contains(&Binding::UniformWeights) {
-            wgpu::BufferUsages::UNIFORM
-        } else {
-            wgpu::BufferUsages::STORAGE
-        };
-        let channels = buffer(
-            "channels".into(),
-            bytemuck::cast_slice(&setup.channels),
-            wgpu::BufferUsages::STORAGE,
-        );
-        let dispatches = setup
-            .dispatches
+        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(&format!("{} params", layer.name)),
+            contents: &setup.params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let weights = storage("weights", bytemuck::cast_slice(&setup.weights));
+        let channels = storage("channels", bytemuck::cast_slice(&setup.channels));
+        let entries: Vec<wgpu::BindGroupEntry> = setup
+            .bindings
             .iter()
             .enumerate()
-            .map(|(d, dispatch)| {
-                let params = buffer(
-                    format!("params {d}"),
-                    &dispatch.params,
-                    wgpu::BufferUsages::UNIFORM,
-                );
-                let weights = buffer(
-                    format!("weights {d}"),
-                    bytemuck::cast_slice(&dispatch.weights),
-                    weights_usage,
-                );
-                let entries: Vec<wgpu::BindGroupEntry> = setup
-                    .bindings
-                    .iter()
-                    .enumerate()
-                    .map(|(binding, kind)| wgpu::BindGroupEntry {
-                        binding: binding as u32,
-                        resource: match kind {
-                            Binding::Params => &params,
-                            Binding::Input => layer_input,
-                            Binding::Output => &activations[output],
-                            Binding::Weights | Binding::UniformWeights => &weights,
-                            Binding::Channels => &channels,
-                        }
-                        .as_entire_binding(),
-                    })
-                    .collect();
-                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(&format!("{} dispatch {d}", layer.name)),
-                    layout,
-                    entries: &entries,
-                });
-                (bind_group, dispatch.workgroups)
+            .map(|(binding, kind)| wgpu::BindGroupEntry {
+                binding: binding as u32,
+                resource: match kind {
+                    Binding::Params => &params,
+                    Binding::Input => layer_input,
+                    Binding::Output => &activations[output],
+                    Binding::Weights => &weights,
+                    Binding::Channels => &channels,
+                }
+                .as_entire_binding(),
             })
             .collect();
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&layer.name),
+            layout,
+            entries: &entries,
+        });
         steps.push(Step {
             name: layer.name.clone(),
             output_shape: layer.output_shape,
             output_words: ops::words(layer.output_shape),
             pipeline: pipeline.clone(),
-            dispatches,
+            bind_group,
+            workgroups: setup.workgroups,
             output,
         });
     }

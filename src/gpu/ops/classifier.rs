@@ -1,8 +1,6 @@
 //! The classifier: 1×1 convolution of the pooled features to the logits. Mirrors shaders/classifier.wgsl.
 
-use super::{
-    check_multiple_of_4, check_weights_len, unsupported, workgroups, Binding, Dispatch, LayerSetup,
-};
+use super::{check_multiple_of_4, check_weights_len, unsupported, workgroups, Binding, LayerSetup};
 use crate::quant::QLayer;
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
@@ -51,11 +49,9 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     Ok(LayerSetup {
         stem: "classifier",
         bindings: BINDINGS,
+        params: bytemuck::bytes_of(&params).to_vec(),
+        weights,
         channels,
-        dispatches: vec![Dispatch {
-            params: bytemuck::bytes_of(&params).to_vec(),
-            weights,
-            workgroups: [workgroups(outs.c / 4), 1],
-        }],
+        workgroups: [workgroups(outs.c / 4), 1],
     })
 }

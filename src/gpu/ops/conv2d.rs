@@ -2,7 +2,7 @@
 
 use super::{
     channels_of_rows, check_multiple_of_4, check_weights_len, unsupported, workgroups, Binding,
-    Dispatch, LayerSetup,
+    LayerSetup,
 };
 use crate::model::same_padding;
 use crate::quant::QLayer;
@@ -89,11 +89,9 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     Ok(LayerSetup {
         stem: "conv2d",
         bindings: BINDINGS,
+        params: bytemuck::bytes_of(&params).to_vec(),
+        weights,
         channels,
-        dispatches: vec![Dispatch {
-            params: bytemuck::bytes_of(&params).to_vec(),
-            weights,
-            workgroups: [workgroups(outs.h * outs.w), (outs.c / 4) as u32],
-        }],
+        workgroups: [workgroups(outs.h * outs.w), (outs.c / 4) as u32],
     })
 }

@@ -1,8 +1,7 @@
 //! Depthwise 3×3 convolution. Mirrors shaders/depthwise_conv2d.wgsl.
 
 use super::{
-    check_multiple_of_4, check_weights_len, unsupported, workgroups, Binding, Channel, Dispatch,
-    LayerSetup,
+    check_multiple_of_4, check_weights_len, unsupported, workgroups, Binding, Channel, LayerSetup,
 };
 use crate::model::same_padding;
 use crate::quant::QLayer;
@@ -79,11 +78,9 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     Ok(LayerSetup {
         stem: "depthwise_conv2d",
         bindings: BINDINGS,
+        params: bytemuck::bytes_of(&params).to_vec(),
+        weights,
         channels,
-        dispatches: vec![Dispatch {
-            params: bytemuck::bytes_of(&params).to_vec(),
-            weights,
-            workgroups: [workgroups(outs.h * outs.w), (outs.c / 4) as u32],
-        }],
+        workgroups: [workgroups(outs.h * outs.w), (outs.c / 4) as u32],
     })
 }

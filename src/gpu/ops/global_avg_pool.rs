@@ -1,6 +1,6 @@
 //! Global average pool. Mirrors shaders/global_avg_pool.wgsl.
 
-use super::{check_multiple_of_4, unsupported, workgroups, Binding, Dispatch, LayerSetup};
+use super::{check_multiple_of_4, unsupported, workgroups, Binding, LayerSetup};
 use crate::quant::QLayer;
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
@@ -37,11 +37,9 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     Ok(LayerSetup {
         stem: "global_avg_pool",
         bindings: BINDINGS,
+        params: bytemuck::bytes_of(&params).to_vec(),
+        weights: Vec::new(),
         channels: Vec::new(),
-        dispatches: vec![Dispatch {
-            params: bytemuck::bytes_of(&params).to_vec(),
-            weights: Vec::new(),
-            workgroups: [workgroups(ins.c / 4), 1],
-        }],
+        workgroups: [workgroups(ins.c / 4), 1],
     })
 }

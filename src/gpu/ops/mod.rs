@@ -12,7 +12,7 @@ pub use classifier::ClassifierParams;
 pub use conv2d::Conv2dParams;
 pub use depthwise_conv2d::DepthwiseConv2dParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
-pub use pointwise_conv2d::{PointwiseConv2dParams, PointwiseConv2dVec4Params};
+pub use pointwise_conv2d::PointwiseConv2dParams;
 
 use super::plan::InnerProduct;
 use super::shaders;
@@ -47,8 +47,6 @@ pub(crate) enum Binding {
     Output,
     /// `var<storage, read> weights`: packed u8 weights.
     Weights,
-    /// `var<uniform> weights`: packed u8 weights, at most 64 KiB per dispatch.
-    UniformWeights,
     /// `var<storage, read> channels`: `array<Channel>`.
     Channels,
 }
@@ -57,16 +55,10 @@ pub(crate) enum Binding {
 pub(crate) struct LayerSetup {
     pub stem: &'static str,
     pub bindings: &'static [Binding],
-    pub channels: Vec<Channel>,
-    /// One or more dispatches, recorded in order into the layer's compute pass.
-    pub dispatches: Vec<Dispatch>,
-}
-
-/// One dispatch of a layer: its own params and weights, the layer's activations and channels.
-pub(crate) struct Dispatch {
     /// The bytes of the op's params struct.
     pub params: Vec<u8>,
     pub weights: Vec<u32>,
+    pub channels: Vec<Channel>,
     /// Workgroups in x and y for one image; z counts images.
     pub workgroups: [u32; 2],
 }
@@ -200,7 +192,6 @@ fn layout_entry(binding: u32, kind: Binding) -> wgpu::BindGroupLayoutEntry {
     let ty = match kind {
         Binding::Params => wgpu::BufferBindingType::Uniform,
         Binding::Output => wgpu::BufferBindingType::Storage { read_only: false },
-        Binding::UniformWeights => wgpu::BufferBindingType::Uniform,
         Binding::Input | Binding::Weights | Binding::Channels => {
             wgpu::BufferBindingType::Storage { read_only: true }
         }

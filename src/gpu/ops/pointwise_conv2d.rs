@@ -2,7 +2,7 @@
 
 use super::{
     channels_of_rows, check_multiple_of_4, check_weights_len, unsupported, workgroups, Binding,
-    Dispatch, LayerSetup,
+    LayerSetup,
 };
 use crate::quant::QLayer;
 use crate::Result;
@@ -21,8 +21,6 @@ pub struct PointwiseConv2dParams {
     pub _padding: [u32; 2],
 }
 const _: () = assert!(size_of::<PointwiseConv2dParams>() == 32);
-/// Mirrors `PointwiseConv2dVec4Params` in shaders/pointwise_conv2d_vec4.wgsl: the same fields.
-pub type PointwiseConv2dVec4Params = PointwiseConv2dParams;
 
 pub(super) const BINDINGS: &[Binding] = &[
     Binding::Params,
@@ -56,25 +54,16 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         act_min: i32::from(layer.act_min),
         _padding: [0; 2],
     };
-    // Vec4 loads where the input words allow: on llvmpipe (2 cores, 1.0×224 batch 8) they cut conv_pw_13 from
-    // 60.7 to 42.6 ms and the whole network from 749 to 592 ms (MNQ_BENCH_PROFILE=1 cargo bench --bench gpu).
-    let stem = if (ins.c / 4).is_multiple_of(4) {
-        "pointwise_conv2d_vec4"
-    } else {
-        "pointwise_conv2d"
-    };
     Ok(LayerSetup {
-        stem,
+        stem: "pointwise_conv2d",
         bindings: BINDINGS,
+        params: bytemuck::bytes_of(&params).to_vec(),
+        weights,
         channels,
-        dispatches: vec![Dispatch {
-            params: bytemuck::bytes_of(&params).to_vec(),
-            weights,
-            workgroups: [
-                workgroups((ins.h * ins.w).div_ceil(TILE_PIXELS)),
-                (outs.c / 4) as u32,
-            ],
-        }],
+        workgroups: [
+            workgroups((ins.h * ins.w).div_ceil(TILE_PIXELS)),
+            (outs.c / 4) as u32,
+        ],
     })
 }
 
