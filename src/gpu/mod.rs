@@ -10,6 +10,6 @@ pub mod shaders;
 pub use context::{AdapterInfo, AdapterOptions, GpuContext};
 pub use ops::{
     Channel, ClassifierParams, Conv2dParams, DepthwiseConv2dParams, GlobalAvgPoolParams,
-    PointwiseConv2dParams,
+    PointwiseConv2dParams, PointwiseConv2dTextureParams,
 };
 pub use plan::{InnerProduct, LayerTime, Plan, Profile, Readback};

@@ -71,6 +71,22 @@ struct Step {
     workgroups: [u32; 2],
     /// Index into `Plan::activations` of the buffer this layer writes.
     output: usize,
+    /// For ops that read and write textures: the copies around the pass.
+    textures: Option<StepTextures>,
+}
+
+/// The activation textures of a texture op, [images·h][w·c/16] rgba32uint texels: the same bytes as the packed
+/// activation buffers, so plain copies convert (each image row a multiple of 256 bytes, `ops` checks).
+struct StepTextures {
+    /// The layer's input buffer, copied into `input` before the pass.
+    input_buffer: wgpu::Buffer,
+    input: wgpu::Texture,
+    /// Copied into the layer's output buffer after the pass.
+    output: wgpu::Texture,
+    /// Bytes of one image row: [input, output].
+    row_bytes: [u32; 2],
+    /// Rows of one image.
+    height: u32,
 }
 
 struct Timestamps {
@@ -171,7 +187,19 @@ impl Plan {
             limits.max_buffer_size / (4 * all_words as u64),
             u64::from(max_dimension),
         ];
-        let batch = fits.into_iter().fold(batch as u64, u64::min) as usize;
+        // Texture ops hold the batch's rows in one texture's height.
+        let texture_rows = model
+            .layers
+            .iter()
+            .zip(&setups)
+            .filter(|(_, setup)| setup.textures.is_some())
+            .map(|(layer, _)| {
+                u64::from(limits.max_texture_dimension_2d) / layer.input_shape.h as u64
+            });
+        let batch = fits
+            .into_iter()
+            .chain(texture_rows)
+            .fold(batch as u64, u64::min) as usize;
         if batch == 0 {
             return Err(Error::UnsupportedShape {
                 layer: model.name.clone(),
@@ -285,6 +313,16 @@ impl Plan {
                     beginning_of_pass_write_index: Some(2 * i as u32),
                     end_of_pass_write_index: Some(2 * i as u32 + 1),
                 });
+                if let Some(t) = &step.textures {
+                    copy_rows(
+                        &mut encoder,
+                        &t.input_buffer,
+                        &t.input,
+                        t.row_bytes[0],
+                        n as u32 * t.height,
+                        false,
+                    );
+                }
                 {
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: Some(&step.name),
@@ -293,6 +331,17 @@ impl Plan {
                     pass.set_pipeline(&step.pipeline);
                     pass.set_bind_group(0, &step.bind_group, &[]);
                     pass.dispatch_workgroups(step.workgroups[0], step.workgroups[1], n as u32);
+                }
+                if let Some(t) = &step.textures {
+                    let output = &self.activations[step.output];
+                    copy_rows(
+                        &mut encoder,
+                        output,
+                        &t.output,
+                        t.row_bytes[1],
+                        n as u32 * t.height,
+                        true,
+                    );
                 }
                 let bytes = 4 * (n * step.output_words) as u64;
                 let is_last = i + 1 == self.steps.len();
@@ -436,6 +485,75 @@ fn build(
         });
         let weights = storage("weights", bytemuck::cast_slice(&setup.weights));
         let channels = storage("channels", bytemuck::cast_slice(&setup.channels));
+        let textures = setup.textures.as_ref().map(|t| {
+            let (ins, outs) = (layer.input_shape, layer.output_shape);
+            let texels = |shape: Shape| (shape.w * shape.c / ops::TEXEL_CHANNELS) as u32;
+            let activation_texture = |what: &str, shape: Shape, usage| {
+                texture(
+                    device,
+                    &format!("{} {what}", layer.name),
+                    wgpu::TextureFormat::Rgba32Uint,
+                    [texels(shape), (batch * shape.h) as u32],
+                    usage,
+                )
+            };
+            let input = activation_texture(
+                "input texture",
+                ins,
+                wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            );
+            let output = activation_texture(
+                "output texture",
+                outs,
+                wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_SRC,
+            );
+            let constant = |what: &str, format, size: [u32; 2], data: &[u8]| {
+                let t = texture(
+                    device,
+                    &format!("{} {what}", layer.name),
+                    format,
+                    size,
+                    wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+                );
+                ctx.queue.write_texture(
+                    t.as_image_copy(),
+                    data,
+                    wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some(16 * size[0]),
+                        rows_per_image: None,
+                    },
+                    t.size(),
+                );
+                t.create_view(&Default::default())
+            };
+            let weights = constant(
+                "weights texture",
+                wgpu::TextureFormat::Rgba32Uint,
+                t.weights_size,
+                bytemuck::cast_slice(&setup.weights),
+            );
+            let channels = constant(
+                "channels texture",
+                wgpu::TextureFormat::Rgba32Sint,
+                [1, t.channels.len() as u32],
+                bytemuck::cast_slice(&t.channels),
+            );
+            let views = [
+                input.create_view(&Default::default()),
+                output.create_view(&Default::default()),
+                weights,
+                channels,
+            ];
+            let step = StepTextures {
+                input_buffer: layer_input.clone(),
+                input,
+                output,
+                row_bytes: [(ins.w * ins.c) as u32, (outs.w * outs.c) as u32],
+                height: ins.h as u32,
+            };
+            (step, views)
+        });
         let entries: Vec<wgpu::BindGroupEntry> = setup
             .bindings
             .iter()
@@ -443,13 +561,16 @@ fn build(
             .map(|(binding, kind)| wgpu::BindGroupEntry {
                 binding: binding as u32,
                 resource: match kind {
-                    Binding::Params => &params,
-                    Binding::Input => layer_input,
-                    Binding::Output => &activations[output],
-                    Binding::Weights => &weights,
-                    Binding::Channels => &channels,
-                }
-                .as_entire_binding(),
+                    Binding::Params => params.as_entire_binding(),
+                    Binding::Input => layer_input.as_entire_binding(),
+                    Binding::Output => activations[output].as_entire_binding(),
+                    Binding::Weights => weights.as_entire_binding(),
+                    Binding::Channels => channels.as_entire_binding(),
+                    Binding::InputTexture => texture_view(&textures, 0),
+                    Binding::OutputTexture => texture_view(&textures, 1),
+                    Binding::WeightsTexture => texture_view(&textures, 2),
+                    Binding::ChannelsTexture => texture_view(&textures, 3),
+                },
             })
             .collect();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -465,6 +586,7 @@ fn build(
             bind_group,
             workgroups: setup.workgroups,
             output,
+            textures: textures.map(|(t, _)| t),
         });
     }
 
@@ -512,5 +634,69 @@ fn build(
         logits_staging,
         all_layers_staging: None,
         timestamps,
+    }
+}
+
+/// View `i` of a texture op's [input, output, weights, channels] textures.
+fn texture_view(
+    textures: &Option<(StepTextures, [wgpu::TextureView; 4])>,
+    i: usize,
+) -> wgpu::BindingResource<'_> {
+    let (_, views) = textures
+        .as_ref()
+        .expect("an op that binds textures has a TextureSetup");
+    wgpu::BindingResource::TextureView(&views[i])
+}
+
+fn texture(
+    device: &wgpu::Device,
+    label: &str,
+    format: wgpu::TextureFormat,
+    [width, height]: [u32; 2],
+    usage: wgpu::TextureUsages,
+) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage,
+        view_formats: &[],
+    })
+}
+
+/// Copies the first `rows` rows of `row_bytes` each between a packed activation buffer and a texture of the same
+/// bytes: buffer to texture, or texture to buffer when `to_buffer`.
+fn copy_rows(
+    encoder: &mut wgpu::CommandEncoder,
+    buffer: &wgpu::Buffer,
+    texture: &wgpu::Texture,
+    row_bytes: u32,
+    rows: u32,
+    to_buffer: bool,
+) {
+    let buffer = wgpu::TexelCopyBufferInfo {
+        buffer,
+        layout: wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(row_bytes),
+            rows_per_image: None,
+        },
+    };
+    let size = wgpu::Extent3d {
+        width: texture.width(),
+        height: rows,
+        depth_or_array_layers: 1,
+    };
+    if to_buffer {
+        encoder.copy_texture_to_buffer(texture.as_image_copy(), buffer, size);
+    } else {
+        encoder.copy_buffer_to_texture(buffer, texture.as_image_copy(), size);
     }
 }

@@ -5,10 +5,11 @@
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 /// Op stems: each names `shaders/<stem>.wgsl`, its entry point and `src/gpu/ops/<stem>.rs`.
-pub const STEMS: [&str; 5] = [
+pub const STEMS: [&str; 6] = [
     "conv2d",
     "depthwise_conv2d",
     "pointwise_conv2d",
+    "pointwise_conv2d_texture",
     "global_avg_pool",
     "classifier",
 ];
@@ -19,6 +20,7 @@ pub fn op_source(stem: &str) -> Option<&'static str> {
         "conv2d" => include_str!("../../shaders/conv2d.wgsl"),
         "depthwise_conv2d" => include_str!("../../shaders/depthwise_conv2d.wgsl"),
         "pointwise_conv2d" => include_str!("../../shaders/pointwise_conv2d.wgsl"),
+        "pointwise_conv2d_texture" => include_str!("../../shaders/pointwise_conv2d_texture.wgsl"),
         "global_avg_pool" => include_str!("../../shaders/global_avg_pool.wgsl"),
         "classifier" => include_str!("../../shaders/classifier.wgsl"),
         _ => return None,

@@ -52,6 +52,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         params: bytemuck::bytes_of(&params).to_vec(),
         weights,
         channels,
+        textures: None,
         workgroups: [workgroups(outs.c / 4), 1],
     })
 }

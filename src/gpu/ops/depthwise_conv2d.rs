@@ -81,6 +81,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         params: bytemuck::bytes_of(&params).to_vec(),
         weights,
         channels,
+        textures: None,
         workgroups: [workgroups(outs.h * outs.w), (outs.c / 4) as u32],
     })
 }

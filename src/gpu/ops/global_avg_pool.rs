@@ -40,6 +40,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         params: bytemuck::bytes_of(&params).to_vec(),
         weights: Vec::new(),
         channels: Vec::new(),
+        textures: None,
         workgroups: [workgroups(ins.c / 4), 1],
     })
 }

@@ -60,6 +60,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         params: bytemuck::bytes_of(&params).to_vec(),
         weights,
         channels,
+        textures: None,
         workgroups: [
             workgroups((ins.h * ins.w).div_ceil(TILE_PIXELS)),
             (outs.c / 4) as u32,
