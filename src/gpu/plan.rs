@@ -68,8 +68,9 @@ struct Step {
     output_texels: [u32; 2],
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
-    /// x and y of the dispatch; z is the number of images.
+    /// x and y of the dispatch; z is the number of images where `per_image`, else 1.
     workgroups: [u32; 2],
+    per_image: bool,
     /// Index into `Plan::activations` of the texture this layer writes.
     output: usize,
 }
@@ -98,7 +99,7 @@ pub struct Plan {
     input_shape: Shape,
     input_zero_point: u8,
     steps: Vec<Step>,
-    /// The quantized images in the first layer's input format (`LayerSetup::input_format`), images stacked in y.
+    /// The quantized images in the first layer's input format ([`ops::input_format`]), images stacked in y.
     input: wgpu::Texture,
     /// Channels of one `input` texel: 4 (r32uint) or 16 (rgba32uint).
     input_texel_channels: usize,
@@ -131,21 +132,14 @@ impl Plan {
             }
             expected_input = layer.output_shape;
         }
-        let setups = model.layers.iter().map(ops::setup).collect::<Result<Vec<_>>>()?;
         let input_zero_point = u8::try_from(model.input.zero_point)
             .map_err(|_| Error::Invalid(format!("input zero point {} is outside [0, 255]", model.input.zero_point)))?;
 
         let limits = ctx.limits();
         let max_dimension = limits.max_compute_workgroups_per_dimension;
         let max_texture = limits.max_texture_dimension_2d as usize;
-        for (i, (layer, setup)) in model.layers.iter().zip(&setups).enumerate() {
-            if setup.workgroups.iter().any(|&n| n > max_dimension) {
-                return Err(ops::unsupported(
-                    layer,
-                    format!("needs {:?} workgroups; the device allows {max_dimension} per dimension", setup.workgroups),
-                ));
-            }
-            if i > 0 && setup.input_format != wgpu::TextureFormat::Rgba32Uint {
+        for (i, layer) in model.layers.iter().enumerate() {
+            if i > 0 && ops::input_format(layer.op) != wgpu::TextureFormat::Rgba32Uint {
                 return Err(ops::unsupported(layer, "this op reads only the network's input image"));
             }
             let width = ops::activation_texels(layer.output_shape)[0];
@@ -156,7 +150,8 @@ impl Plan {
                 ));
             }
         }
-        let input_texel_channels = if setups[0].input_format == wgpu::TextureFormat::R32Uint { 4 } else { 16 };
+        let input_format = ops::input_format(model.layers[0].op);
+        let input_texel_channels = if input_format == wgpu::TextureFormat::R32Uint { 4 } else { 16 };
         let input_width = model.input_shape.w * model.input_shape.c.div_ceil(input_texel_channels);
         if input_width > max_texture {
             return Err(Error::UnsupportedShape {
@@ -186,6 +181,15 @@ impl Plan {
                      buffer limits"
                 ),
             });
+        }
+        let setups = model.layers.iter().map(|layer| ops::setup(layer, batch)).collect::<Result<Vec<_>>>()?;
+        for (layer, setup) in model.layers.iter().zip(&setups) {
+            if setup.workgroups.iter().any(|&n| n > max_dimension) {
+                return Err(ops::unsupported(
+                    layer,
+                    format!("needs {:?} workgroups; the device allows {max_dimension} per dimension", setup.workgroups),
+                ));
+            }
         }
 
         ctx.checked(&format!("building the plan of {}", model.name), || {
@@ -279,7 +283,8 @@ impl Plan {
                         .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&step.name), timestamp_writes });
                     pass.set_pipeline(&step.pipeline);
                     pass.set_bind_group(0, &step.bind_group, &[]);
-                    pass.dispatch_workgroups(step.workgroups[0], step.workgroups[1], n as u32);
+                    let images = if step.per_image { n as u32 } else { 1 };
+                    pass.dispatch_workgroups(step.workgroups[0], step.workgroups[1], images);
                 }
                 let is_last = i + 1 == self.steps.len();
                 if readback == Readback::AllLayers || is_last {
@@ -390,7 +395,7 @@ fn build(
     let input = texture(
         device,
         "input images",
-        setups[0].input_format,
+        ops::input_format(model.layers[0].op),
         [(shape.w * shape.c.div_ceil(input_texel_channels)) as u32, (batch * shape.h) as u32],
         wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
     );
@@ -473,6 +478,7 @@ fn build(
             pipeline: pipeline.clone(),
             bind_group,
             workgroups: setup.workgroups,
+            per_image: setup.per_image,
             output,
         });
     }

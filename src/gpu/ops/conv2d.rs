@@ -100,8 +100,8 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     Ok(LayerSetup {
         stem: "conv2d",
         params: bytemuck::bytes_of(&params).to_vec(),
-        input_format: wgpu::TextureFormat::R32Uint,
         constants: Some((weights, channels)),
+        per_image: true,
         workgroups: [workgroups(outs.h * outs.w.div_ceil(TILE_PIXELS)), output_groups as u32],
     })
 }

@@ -83,8 +83,8 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     Ok(LayerSetup {
         stem: "depthwise_conv2d",
         params: bytemuck::bytes_of(&params).to_vec(),
-        input_format: wgpu::TextureFormat::Rgba32Uint,
         constants: Some((weights, channels)),
+        per_image: true,
         workgroups: [workgroups(outs.h * outs.w.div_ceil(TILE_PIXELS)), groups as u32],
     })
 }

@@ -29,8 +29,8 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     Ok(LayerSetup {
         stem: "global_avg_pool",
         params: bytemuck::bytes_of(&params).to_vec(),
-        input_format: wgpu::TextureFormat::Rgba32Uint,
         constants: None,
+        per_image: true,
         workgroups: [workgroups(groups(ins.c)), 1],
     })
 }

@@ -91,13 +91,12 @@ pub(crate) struct LayerSetup {
     pub stem: &'static str,
     /// The bytes of the op's params struct.
     pub params: Vec<u8>,
-    /// The input activation texture's format: Rgba32Uint (16 channels a texel, [`activation_texels`]), or
-    /// R32Uint (4 channels a texel, [`input_words`]) for conv2d, which reads only the network's input image.
-    pub input_format: wgpu::TextureFormat,
     /// The weights texture and per-channel constants of an op with weights, None for global_avg_pool.
     pub constants: Option<(WeightsTexture, Vec<Channel>)>,
-    /// Workgroups in x and y for one image; z counts images.
+    /// Workgroups in x and y for one image where `per_image`, else for the whole batch.
     pub workgroups: [u32; 2],
+    /// Whether the dispatch's z counts images; ops on one-pixel images instead cover the batch in x.
+    pub per_image: bool,
 }
 
 impl LayerSetup {
@@ -132,14 +131,24 @@ pub(crate) fn input_words(shape: Shape) -> usize {
     shape.c.div_ceil(4)
 }
 
-/// The host side of `layer`: checks its shapes and packs its weights, per-channel constants and params.
-pub(crate) fn setup(layer: &QLayer) -> Result<LayerSetup> {
+/// The format of `op`'s input texture: Rgba32Uint (16 channels a texel, [`activation_texels`]), or R32Uint
+/// (4 channels a texel, [`input_words`]) for conv2d, which reads only the network's input image.
+pub(crate) fn input_format(op: Op) -> wgpu::TextureFormat {
+    match op {
+        Op::Conv2d { .. } => wgpu::TextureFormat::R32Uint,
+        _ => wgpu::TextureFormat::Rgba32Uint,
+    }
+}
+
+/// The host side of `layer` in a plan of `batch` images: checks its shapes and packs its weights, per-channel
+/// constants and params.
+pub(crate) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
     check_per_channel(layer)?;
     match layer.op {
         Op::Conv2d { .. } => conv2d::setup(layer),
         Op::DepthwiseConv2d { .. } => depthwise_conv2d::setup(layer),
         // The classifier is a 1×1 convolution of one pixel, as in src/cpu_ref/classifier.rs.
-        Op::PointwiseConv2d | Op::Classifier => pointwise_conv2d::setup(layer),
+        Op::PointwiseConv2d | Op::Classifier => pointwise_conv2d::setup(layer, batch),
         Op::GlobalAvgPool => global_avg_pool::setup(layer),
     }
 }

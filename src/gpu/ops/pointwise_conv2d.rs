@@ -23,7 +23,7 @@ const _: () = assert!(size_of::<PointwiseConv2dParams>() == 32);
 /// Pixels per invocation: `TILE_PIXELS` in the shader.
 const TILE_PIXELS: usize = 8;
 
-pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
+pub(super) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
     let (ins, outs) = (layer.input_shape, layer.output_shape);
     check_weights_len(layer, ins.c * outs.c)?;
     if (ins.h, ins.w) != (outs.h, outs.w) {
@@ -47,10 +47,15 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         weights.extend(row);
         channels.push(Channel::new(layer, co, weight_sum, row_len as i32));
     }
+    // One-pixel images (the classifier) stacked in y are one image of `batch` rows: one dispatch fills every
+    // invocation's tile (per image it would use 1 of 8 tile pixels and 1 of 64 lanes). Rows past a run's images
+    // hold stale data; their results are never read.
+    let per_image = ins.h * ins.w > 1;
+    let height = if per_image { ins.h } else { batch };
     let params = PointwiseConv2dParams {
         width: ins.w as u32,
-        pixels: (ins.h * ins.w) as u32,
-        height: ins.h as u32,
+        pixels: (height * ins.w) as u32,
+        height: height as u32,
         input_groups: input_groups as u32,
         output_zero_point: layer.output.zero_point,
         act_min: i32::from(layer.act_min),
@@ -65,8 +70,8 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     Ok(LayerSetup {
         stem: "pointwise_conv2d",
         params: bytemuck::bytes_of(&params).to_vec(),
-        input_format: wgpu::TextureFormat::Rgba32Uint,
         constants: Some((weights, channels)),
-        workgroups: [workgroups((ins.h * ins.w).div_ceil(TILE_PIXELS)), output_groups as u32],
+        per_image,
+        workgroups: [workgroups((height * ins.w).div_ceil(TILE_PIXELS)), output_groups as u32],
     })
 }
