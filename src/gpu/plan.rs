@@ -26,8 +26,8 @@ pub enum InnerProduct {
 
 impl InnerProduct {
     pub const ALL: [InnerProduct; 2] = [InnerProduct::Unpack, InnerProduct::Dot4];
-    /// The default path: Dot4. On llvmpipe (2 cores) its pointwise layers took about half the GPU time of Unpack
-    /// (timestamps, 1.0×224 batch 1); whole-network wall time was within noise of Unpack (`cargo bench --bench gpu`).
+    /// The default path: Dot4. On llvmpipe (2 shared cores) with texture activations the two are within noise:
+    /// 0.75×224 batch 8 485 vs 490 ms, 1.0×224 711 vs 709 ms (`cargo bench --bench gpu`, Dot4 vs Unpack).
     pub const FASTEST: InnerProduct = InnerProduct::Dot4;
 }
 
