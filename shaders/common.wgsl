@@ -8,19 +8,25 @@ override DOT4: bool = false;
 
 const I32_MIN: i32 = -2147483648;
 const I32_MAX: i32 = 2147483647;
-// Four bytes of 1: dot_u8x4(x, ONES_U8X4) is the sum of x's four bytes.
+// Four bytes of 1: dot_u8x4(x, unpack_u8x4(x), ONES_U8X4, vec4(1u)) is the sum of x's four bytes.
 const ONES_U8X4: u32 = 0x01010101u;
 
-// One output channel's constants. Mirrors `Channel` in src/gpu/ops/mod.rs.
+// One output channel's constants: texel (0, channel) of an op's rgba32sint `channels` texture, decoded by
+// `channel_from_texel`. Mirrors `Channel` in src/gpu/ops/mod.rs (16 bytes, the texel's four words).
 struct Channel {
-    bias: i32,
+    // bias − z_x·Σw + terms·z_x·z_w (wrapping; the true accumulator fits i32), so that
+    // acc = Σxw − z_w·Σx + offset = bias + Σ(x − z_x)(w − z_w) over the op's `terms` products.
+    offset: i32,
     multiplier: i32,
     shift: i32,
     weight_zero_point: i32,
-    // Σw over the channel's whole (padded) kernel: the z_x·Σw term of the expansion in `inner_product`.
-    weight_sum: i32,
     // The activation clamp's upper bound (per channel: equalization rescales each channel's ReLU6 bound).
     act_max: i32,
+}
+
+// The texel's w holds weight_zero_point in bits 0..16 and act_max in bits 16..32 (two u16 on the host).
+fn channel_from_texel(t: vec4<i32>) -> Channel {
+    return Channel(t.x, t.y, t.z, t.w & 0xffff, t.w >> 16u);
 }
 
 fn unpack_u8x4(word: u32) -> vec4<u32> {
@@ -31,22 +37,40 @@ fn pack_u8x4(bytes: vec4<u32>) -> u32 {
     return bytes.x | (bytes.y << 8u) | (bytes.z << 16u) | (bytes.w << 24u);
 }
 
-// Σ x_j·w_j over the four bytes of two words: ≤ 4·255·255 = 260,100.
-fn dot_u8x4(x: u32, w: u32) -> u32 {
+// Activation textures are rgba32uint, 16 u8 channels a texel (channel 4k + j in byte j of word k).
+// The 16 bytes of a texel, word k in element k.
+fn unpack_texel(t: vec4<u32>) -> array<vec4<u32>, 4> {
+    return array<vec4<u32>, 4>(unpack_u8x4(t.x), unpack_u8x4(t.y), unpack_u8x4(t.z), unpack_u8x4(t.w));
+}
+
+// Σ x_j·w_j over the four bytes of two words (≤ 4·255² = 260,100), from the packed words with DOT4 and from
+// their bytes (unpacked once by the caller, not once per product) without.
+fn dot_u8x4(x: u32, x_bytes: vec4<u32>, w: u32, w_bytes: vec4<u32>) -> u32 {
     if DOT4 {
         return dot4U8Packed(x, w);
     }
-    return dot(unpack_u8x4(x), unpack_u8x4(w));
+    return dot(x_bytes, w_bytes);
 }
 
-// Σ (x − z_x)(w − z_w) + bias over `terms` products, from Σxw and Σx:
-//   Σ(x − z_x)(w − z_w) = Σxw − z_w·Σx − z_x·Σw + terms·z_x·z_w.
-// The partial terms may leave i32 but WGSL integer arithmetic wraps, and the true sum fits i32
-// (|bias| ≤ 2^30, terms·255² ≤ 2^30 for terms ≤ 16,513), so the wrapped result is exact.
-fn inner_product(channel: Channel, sum_xw: u32, sum_x: u32, input_zero_point: i32, terms: i32) -> i32 {
-    return channel.bias + i32(sum_xw) - channel.weight_zero_point * i32(sum_x)
-        - input_zero_point * channel.weight_sum
-        + terms * input_zero_point * channel.weight_zero_point;
+// Σ x_j·w_j over the 16 bytes of two texels (≤ 16·255² = 1,040,400).
+fn dot_u8x16(x: vec4<u32>, x_bytes: array<vec4<u32>, 4>, w: vec4<u32>, w_bytes: array<vec4<u32>, 4>) -> u32 {
+    return dot_u8x4(x.x, x_bytes[0], w.x, w_bytes[0]) + dot_u8x4(x.y, x_bytes[1], w.y, w_bytes[1])
+        + dot_u8x4(x.z, x_bytes[2], w.z, w_bytes[2]) + dot_u8x4(x.w, x_bytes[3], w.w, w_bytes[3]);
+}
+
+// The sum of a texel's 16 bytes, from its unpacked bytes.
+fn sum_u8x16(x_bytes: array<vec4<u32>, 4>) -> u32 {
+    return dot(x_bytes[0] + x_bytes[1] + x_bytes[2] + x_bytes[3], vec4<u32>(1u));
+}
+
+// The texel of 16 requantized channels q[0..16].
+fn pack_texel(q: array<u32, 16>) -> vec4<u32> {
+    return vec4<u32>(
+        pack_u8x4(vec4<u32>(q[0], q[1], q[2], q[3])),
+        pack_u8x4(vec4<u32>(q[4], q[5], q[6], q[7])),
+        pack_u8x4(vec4<u32>(q[8], q[9], q[10], q[11])),
+        pack_u8x4(vec4<u32>(q[12], q[13], q[14], q[15])),
+    );
 }
 
 // The full 64-bit product of two u32 as (low, high) words, from 16-bit halves.

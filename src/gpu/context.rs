@@ -27,11 +27,7 @@ pub struct AdapterInfo {
 
 impl fmt::Display for AdapterInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({}, {}, driver {} {})",
-            self.name, self.backend, self.device_type, self.driver, self.driver_info
-        )
+        write!(f, "{} ({}, {}, driver {} {})", self.name, self.backend, self.device_type, self.driver, self.driver_info)
     }
 }
 
@@ -45,10 +41,7 @@ pub struct GpuContext {
 impl GpuContext {
     /// The best adapter matching `options` (discrete, then integrated, virtual, CPU), or [`Error::NoAdapter`].
     pub fn new(options: &AdapterOptions) -> Result<GpuContext> {
-        let backends = options
-            .backends
-            .or_else(wgpu::Backends::from_env)
-            .unwrap_or(wgpu::Backends::all());
+        let backends = options.backends.or_else(wgpu::Backends::from_env).unwrap_or(wgpu::Backends::all());
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends,
             ..wgpu::InstanceDescriptor::new_without_display_handle().with_env()
@@ -56,11 +49,7 @@ impl GpuContext {
         let filter = options.name_filter.as_ref().map(|name| name.to_lowercase());
         let adapter = pollster::block_on(instance.enumerate_adapters(backends))
             .into_iter()
-            .filter(|adapter| {
-                filter
-                    .as_ref()
-                    .is_none_or(|f| adapter.get_info().name.to_lowercase().contains(f))
-            })
+            .filter(|adapter| filter.as_ref().is_none_or(|f| adapter.get_info().name.to_lowercase().contains(f)))
             .min_by_key(|adapter| preference(adapter.get_info().device_type))
             .ok_or_else(|| Error::NoAdapter {
                 filter: match &options.name_filter {
@@ -74,27 +63,17 @@ impl GpuContext {
         let required_limits = wgpu::Limits {
             max_buffer_size: adapter_limits.max_buffer_size,
             max_storage_buffer_binding_size: adapter_limits.max_storage_buffer_binding_size,
-            max_compute_workgroups_per_dimension: adapter_limits
-                .max_compute_workgroups_per_dimension,
+            max_compute_workgroups_per_dimension: adapter_limits.max_compute_workgroups_per_dimension,
             ..wgpu::Limits::default().using_resolution(adapter_limits.clone())
         };
-        let required_features = if timestamps {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::empty()
-        };
+        let required_features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("mnq-gpu device"),
             required_features,
             required_limits,
             ..Default::default()
         }))
-        .map_err(|e| {
-            Error::Gpu(format!(
-                "cannot open a device on {}: {e}",
-                adapter.get_info().name
-            ))
-        })?;
+        .map_err(|e| Error::Gpu(format!("cannot open a device on {}: {e}", adapter.get_info().name)))?;
         let raw = adapter.get_info();
         let info = AdapterInfo {
             name: raw.name,
@@ -104,11 +83,7 @@ impl GpuContext {
             driver_info: raw.driver_info,
             timestamps,
         };
-        Ok(GpuContext {
-            device,
-            queue,
-            info,
-        })
+        Ok(GpuContext { device, queue, info })
     }
 
     pub fn info(&self) -> &AdapterInfo {
@@ -155,10 +130,8 @@ impl GpuContext {
             .recv()
             .map_err(|_| Error::Gpu("buffer mapping was dropped".into()))?
             .map_err(|e| Error::Gpu(format!("cannot map a readback buffer: {e}")))?;
-        let bytes = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("cannot read a mapped buffer: {e}")))?
-            .to_vec();
+        let bytes =
+            slice.get_mapped_range().map_err(|e| Error::Gpu(format!("cannot read a mapped buffer: {e}")))?.to_vec();
         buffer.unmap();
         Ok(bytes)
     }

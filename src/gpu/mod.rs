@@ -8,8 +8,5 @@ pub mod plan;
 pub mod shaders;
 
 pub use context::{AdapterInfo, AdapterOptions, GpuContext};
-pub use ops::{
-    Channel, ClassifierParams, Conv2dParams, DepthwiseConv2dParams, GlobalAvgPoolParams,
-    PointwiseConv2dParams,
-};
+pub use ops::{Channel, Conv2dParams, DepthwiseConv2dParams, GlobalAvgPoolParams, PointwiseConv2dParams};
 pub use plan::{InnerProduct, LayerTime, Plan, Profile, Readback};

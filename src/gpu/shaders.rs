@@ -5,13 +5,7 @@
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 /// Op stems: each names `shaders/<stem>.wgsl`, its entry point and `src/gpu/ops/<stem>.rs`.
-pub const STEMS: [&str; 5] = [
-    "conv2d",
-    "depthwise_conv2d",
-    "pointwise_conv2d",
-    "global_avg_pool",
-    "classifier",
-];
+pub const STEMS: [&str; 4] = ["conv2d", "depthwise_conv2d", "pointwise_conv2d", "global_avg_pool"];
 
 /// The op file of a stem in [`STEMS`].
 pub fn op_source(stem: &str) -> Option<&'static str> {
@@ -20,7 +14,6 @@ pub fn op_source(stem: &str) -> Option<&'static str> {
         "depthwise_conv2d" => include_str!("../../shaders/depthwise_conv2d.wgsl"),
         "pointwise_conv2d" => include_str!("../../shaders/pointwise_conv2d.wgsl"),
         "global_avg_pool" => include_str!("../../shaders/global_avg_pool.wgsl"),
-        "classifier" => include_str!("../../shaders/classifier.wgsl"),
         _ => return None,
     })
 }

@@ -1,8 +1,8 @@
 //! Standard 3×3 convolution (the first layer). Mirrors shaders/conv2d.wgsl.
 
 use super::{
-    channels_of_rows, check_multiple_of_4, check_weights_len, unsupported, workgroups, Binding,
-    LayerSetup,
+    check_weights_len, groups, input_words, unsupported, workgroups, Channel, LayerSetup, WeightsTexture,
+    TEXEL_CHANNELS,
 };
 use crate::model::same_padding;
 use crate::quant::QLayer;
@@ -18,80 +18,90 @@ pub struct Conv2dParams {
     pub input_words: u32,
     pub output_height: u32,
     pub output_width: u32,
-    pub output_words: u32,
+    pub output_groups: u32,
     pub stride: u32,
     pub pad_top: u32,
     pub pad_left: u32,
     pub input_zero_point: i32,
     pub output_zero_point: i32,
     pub act_min: i32,
-    pub _padding0: u32,
-    pub _padding3: u32,
-    pub _padding1: u32,
-    pub _padding2: u32,
 }
-const _: () = assert!(size_of::<Conv2dParams>() == 64);
+const _: () = assert!(size_of::<Conv2dParams>() == 48);
 
-pub(super) const BINDINGS: &[Binding] = &[
-    Binding::Params,
-    Binding::Input,
-    Binding::Output,
-    Binding::Weights,
-    Binding::Channels,
-];
+/// Output pixels of one row per invocation: `TILE_PIXELS` in the shader.
+const TILE_PIXELS: usize = 8;
 
 pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     let (ins, outs, stride) = (layer.input_shape, layer.output_shape, layer.op.stride());
-    check_multiple_of_4(layer, "the output", outs.c)?;
     check_weights_len(layer, 9 * ins.c * outs.c)?;
     let (output_height, pad_top) = same_padding(ins.h, 3, stride);
     let (output_width, pad_left) = same_padding(ins.w, 3, stride);
     if (output_height, output_width) != (outs.h, outs.w) {
-        return Err(unsupported(
-            layer,
-            format!("output {outs:?} is not the SAME convolution of {ins:?}"),
-        ));
+        return Err(unsupported(layer, format!("output {outs:?} is not the SAME convolution of {ins:?}")));
     }
-    let input_words = ins.c.div_ceil(4);
-    // [c_out][3][3][input_words]: input channels padded to whole words with the channel's weight zero point.
-    let row_words = 9 * input_words;
-    let weights: Vec<u32> = (0..outs.c)
-        .flat_map(|co| {
-            let pad = layer.weight_zero_points[co] as u8;
-            let bytes = (0..9).flat_map(move |tap| {
-                (0..4 * input_words).map(move |ci| {
-                    if ci < ins.c {
-                        layer.weights[(tap * ins.c + ci) * outs.c + co]
-                    } else {
-                        pad
-                    }
-                })
-            });
-            super::pack_u8x4(bytes.collect::<Vec<_>>().into_iter(), pad)
+    let words = input_words(ins);
+    let output_groups = groups(outs.c);
+    let padded = output_groups * TEXEL_CHANNELS;
+    // The word of input channels 4k..4k + 3 of output channel co at `tap`: input channels padded to whole words
+    // with the channel's weight zero point; padded output channels 0.
+    let word = |co: usize, tap: usize, k: usize| -> [u8; 4] {
+        if co >= outs.c {
+            return [0; 4];
+        }
+        std::array::from_fn(|j| {
+            let ci = 4 * k + j;
+            if ci < ins.c {
+                layer.weights[(tap * ins.c + ci) * outs.c + co]
+            } else {
+                layer.weight_zero_points[co] as u8
+            }
+        })
+    };
+    // Texel (tap·words + k, row): word j for output channel 4·row + j.
+    let mut weights = Vec::with_capacity(padded * 9 * words * 4);
+    for row in 0..padded / 4 {
+        for tap in 0..9 {
+            for k in 0..words {
+                for j in 0..4 {
+                    weights.extend(word(4 * row + j, tap, k));
+                }
+            }
+        }
+    }
+    let terms = (9 * 4 * words) as i32;
+    let channels = (0..padded)
+        .map(|co| {
+            if co >= outs.c {
+                return Channel::PADDING;
+            }
+            let weight_sum = (0..9).flat_map(|tap| (0..words).flat_map(move |k| word(co, tap, k))).map(i32::from).sum();
+            Channel::new(layer, co, weight_sum, terms)
         })
         .collect();
-    let channels = channels_of_rows(layer, &weights, row_words);
     let params = Conv2dParams {
         input_height: ins.h as u32,
         input_width: ins.w as u32,
-        input_words: input_words as u32,
+        input_words: words as u32,
         output_height: outs.h as u32,
         output_width: outs.w as u32,
-        output_words: (outs.c / 4) as u32,
+        output_groups: output_groups as u32,
         stride: stride as u32,
         pad_top: pad_top as u32,
         pad_left: pad_left as u32,
         input_zero_point: layer.input.zero_point,
         output_zero_point: layer.output.zero_point,
         act_min: i32::from(layer.act_min),
-        ..Default::default()
+    };
+    let weights = WeightsTexture {
+        format: wgpu::TextureFormat::Rgba32Uint,
+        size: [(9 * words) as u32, (padded / 4) as u32],
+        data: weights,
     };
     Ok(LayerSetup {
         stem: "conv2d",
-        bindings: BINDINGS,
         params: bytemuck::bytes_of(&params).to_vec(),
-        weights,
-        channels,
-        workgroups: [workgroups(outs.h * outs.w), (outs.c / 4) as u32],
+        constants: Some((weights, channels)),
+        per_image: true,
+        workgroups: [workgroups(outs.h * outs.w.div_ceil(TILE_PIXELS)), output_groups as u32],
     })
 }

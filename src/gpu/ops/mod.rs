@@ -1,14 +1,12 @@
 //! One module per op: the params struct mirrored from its WGSL file, the packing of its weights and per-channel
-//! constants, and its dispatch size. This file holds what they share: [`Channel`], the bind-group layouts and
-//! pipeline creation.
+//! constants into textures, and its dispatch size. This file holds what they share: [`Channel`], the activation
+//! texture layout, the bind-group layouts and pipeline creation.
 
-mod classifier;
 mod conv2d;
 mod depthwise_conv2d;
 mod global_avg_pool;
 mod pointwise_conv2d;
 
-pub use classifier::ClassifierParams;
 pub use conv2d::Conv2dParams;
 pub use depthwise_conv2d::DepthwiseConv2dParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
@@ -21,209 +19,209 @@ use crate::quant::QLayer;
 use crate::{Error, Result};
 use bytemuck::{Pod, Zeroable};
 
-/// One output channel's constants. Mirrors `Channel` in shaders/common.wgsl.
+/// One output channel's constants: one rgba32sint texel of an op's channels texture. Mirrors `Channel` in
+/// shaders/common.wgsl (`channel_from_texel`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Channel {
-    pub bias: i32,
+    /// bias − z_x·Σw + terms·z_x·z_w, wrapping (the shader's sum wraps the same way; the true accumulator fits
+    /// i32), so acc = Σxw − z_w·Σx + offset.
+    pub offset: i32,
     pub multiplier: i32,
     pub shift: i32,
-    pub weight_zero_point: i32,
-    /// Σw over the channel's whole packed kernel, padding included.
-    pub weight_sum: i32,
+    /// z_w ∈ [0, 255], 0 where the op folds it into the weights (depthwise_conv2d).
+    pub weight_zero_point: u16,
     /// The activation clamp's upper bound, [`QLayer::act_max`].
-    pub act_max: i32,
+    pub act_max: u16,
 }
-const _: () = assert!(size_of::<Channel>() == 24);
+const _: () = assert!(size_of::<Channel>() == 16);
 
-/// Bindings of group 0, in binding order; each op lists the ones it uses (a prefix of this order).
+impl Channel {
+    /// Channel `c` of `layer`, whose packed kernel row (padding included) sums to `weight_sum` over `terms` bytes.
+    fn new(layer: &QLayer, c: usize, weight_sum: i32, terms: i32) -> Channel {
+        let (input_zero, weight_zero) = (layer.input.zero_point, layer.weight_zero_points[c]);
+        Channel {
+            offset: layer.bias[c]
+                .wrapping_sub(input_zero.wrapping_mul(weight_sum))
+                .wrapping_add(terms.wrapping_mul(input_zero).wrapping_mul(weight_zero)),
+            multiplier: layer.multipliers[c],
+            shift: layer.shifts[c],
+            weight_zero_point: weight_zero as u16,
+            act_max: u16::from(layer.act_max[c]),
+        }
+    }
+
+    /// A padded output channel: its values are never read as real channels.
+    const PADDING: Channel = Channel { offset: 0, multiplier: 0, shift: 0, weight_zero_point: 0, act_max: 255 };
+}
+
+/// Bindings of group 0, in binding order; ops without weights use the first three.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Binding {
     /// `var<uniform> params`: the op's params struct.
     Params,
-    /// `var<storage, read> input`: packed activations.
+    /// `var input: texture_2d<u32>`: activations (conv2d: the r32uint input image).
     Input,
-    /// `var<storage, read_write> output`: packed activations.
+    /// `var output: texture_storage_2d<rgba32uint, write>`: activations.
     Output,
-    /// `var<storage, read> weights`: packed u8 weights.
+    /// `var weights: texture_2d<u32 or i32>`: the op's packed weights.
     Weights,
-    /// `var<storage, read> channels`: `array<Channel>`.
+    /// `var channels: texture_2d<i32>`: one [`Channel`] texel per output channel, at (0, channel).
     Channels,
 }
 
-/// Everything one layer needs on the GPU besides its activation buffers, computed on the host.
+/// The bindings of an op with weights.
+const WITH_WEIGHTS: &[Binding] =
+    &[Binding::Params, Binding::Input, Binding::Output, Binding::Weights, Binding::Channels];
+/// The bindings of an op without (global_avg_pool).
+const WITHOUT_WEIGHTS: &[Binding] = &[Binding::Params, Binding::Input, Binding::Output];
+
+/// An op's constant weights texture.
+pub(crate) struct WeightsTexture {
+    /// Rgba32Uint (packed u8) or Rgba32Sint.
+    pub format: wgpu::TextureFormat,
+    /// Texels in x and y.
+    pub size: [u32; 2],
+    /// 16 bytes a texel, rows of `size[0]` texels.
+    pub data: Vec<u8>,
+}
+
+/// Everything one layer needs on the GPU besides its activation textures, computed on the host.
 pub(crate) struct LayerSetup {
     pub stem: &'static str,
-    pub bindings: &'static [Binding],
     /// The bytes of the op's params struct.
     pub params: Vec<u8>,
-    pub weights: Vec<u32>,
-    pub channels: Vec<Channel>,
-    /// Workgroups in x and y for one image; z counts images.
+    /// The weights texture and per-channel constants of an op with weights, None for global_avg_pool.
+    pub constants: Option<(WeightsTexture, Vec<Channel>)>,
+    /// Workgroups in x and y for one image where `per_image`, else for the whole batch.
     pub workgroups: [u32; 2],
+    /// Whether the dispatch's z counts images; ops on one-pixel images instead cover the batch in x.
+    pub per_image: bool,
+}
+
+impl LayerSetup {
+    pub fn bindings(&self) -> &'static [Binding] {
+        if self.constants.is_some() {
+            WITH_WEIGHTS
+        } else {
+            WITHOUT_WEIGHTS
+        }
+    }
 }
 
 /// Workgroup size of every pipeline (the `WORKGROUP_SIZE` override).
 pub(crate) const WORKGROUP_SIZE: u32 = 64;
 
-/// u32 words of one image's activation tensor: channels padded to a multiple of 4.
-pub(crate) fn words(shape: Shape) -> usize {
-    shape.h * shape.w * shape.c.div_ceil(4)
+/// u8 channels of one rgba32uint activation texel.
+pub(crate) const TEXEL_CHANNELS: usize = 16;
+
+/// Texels of one channel group: 16 channels, the last group padded.
+pub(crate) fn groups(channels: usize) -> usize {
+    channels.div_ceil(TEXEL_CHANNELS)
 }
 
-/// The host side of `layer`: checks its shapes and packs its weights, per-channel constants and params.
-pub(crate) fn setup(layer: &QLayer) -> Result<LayerSetup> {
+/// [width, height] in texels of one image's activation texture region: texel (x·groups + g, y) holds channels
+/// 16g..16g + 15 of pixel (y, x); images are stacked in y.
+pub(crate) fn activation_texels(shape: Shape) -> [usize; 2] {
+    [shape.w * groups(shape.c), shape.h]
+}
+
+/// u32 words of one pixel of conv2d's r32uint input image texture: channels padded to a multiple of 4.
+pub(crate) fn input_words(shape: Shape) -> usize {
+    shape.c.div_ceil(4)
+}
+
+/// The format of `op`'s input texture: Rgba32Uint (16 channels a texel, [`activation_texels`]), or R32Uint
+/// (4 channels a texel, [`input_words`]) for conv2d, which reads only the network's input image.
+pub(crate) fn input_format(op: Op) -> wgpu::TextureFormat {
+    match op {
+        Op::Conv2d { .. } => wgpu::TextureFormat::R32Uint,
+        _ => wgpu::TextureFormat::Rgba32Uint,
+    }
+}
+
+/// The host side of `layer` in a plan of `batch` images: checks its shapes and packs its weights, per-channel
+/// constants and params.
+pub(crate) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
     check_per_channel(layer)?;
     match layer.op {
         Op::Conv2d { .. } => conv2d::setup(layer),
         Op::DepthwiseConv2d { .. } => depthwise_conv2d::setup(layer),
-        Op::PointwiseConv2d => pointwise_conv2d::setup(layer),
+        // The classifier is a 1×1 convolution of one pixel, as in src/cpu_ref/classifier.rs.
+        Op::PointwiseConv2d | Op::Classifier => pointwise_conv2d::setup(layer, batch),
         Op::GlobalAvgPool => global_avg_pool::setup(layer),
-        Op::Classifier => classifier::setup(layer),
     }
 }
 
 pub(crate) fn unsupported(layer: &QLayer, reason: impl Into<String>) -> Error {
-    Error::UnsupportedShape {
-        layer: layer.name.clone(),
-        reason: reason.into(),
-    }
+    Error::UnsupportedShape { layer: layer.name.clone(), reason: reason.into() }
 }
 
 fn check_per_channel(layer: &QLayer) -> Result<()> {
-    let zero_points = [
-        ("input", layer.input.zero_point),
-        ("output", layer.output.zero_point),
-    ];
+    let zero_points = [("input", layer.input.zero_point), ("output", layer.output.zero_point)];
     if let Some((what, z)) = zero_points.iter().find(|(_, z)| !(0..=255).contains(z)) {
-        return Err(unsupported(
-            layer,
-            format!("{what} zero point {z} is outside [0, 255]"),
-        ));
+        return Err(unsupported(layer, format!("{what} zero point {z} is outside [0, 255]")));
     }
     if !layer.op.has_weights() {
         return Ok(());
     }
-    if let Some(z) = layer
-        .weight_zero_points
-        .iter()
-        .find(|z| !(0..=255).contains(*z))
-    {
-        return Err(unsupported(
-            layer,
-            format!("weight zero point {z} is outside [0, 255]"),
-        ));
+    if let Some(z) = layer.weight_zero_points.iter().find(|z| !(0..=255).contains(*z)) {
+        return Err(unsupported(layer, format!("weight zero point {z} is outside [0, 255]")));
     }
     let c = layer.output_shape.c;
-    let lens = [
-        layer.weight_zero_points.len(),
-        layer.bias.len(),
-        layer.multipliers.len(),
-        layer.shifts.len(),
-    ];
+    let lens = [layer.weight_zero_points.len(), layer.bias.len(), layer.multipliers.len(), layer.shifts.len()];
     if lens.iter().any(|&len| len != c) {
-        return Err(unsupported(
-            layer,
-            format!("per-channel vectors have lengths {lens:?}, expected {c} each"),
-        ));
-    }
-    Ok(())
-}
-
-/// Channels must fill whole packed words everywhere but the network input.
-fn check_multiple_of_4(layer: &QLayer, what: &str, channels: usize) -> Result<()> {
-    if !channels.is_multiple_of(4) {
-        return Err(unsupported(
-            layer,
-            format!("{what} has {channels} channels; the GPU needs a multiple of 4"),
-        ));
+        return Err(unsupported(layer, format!("per-channel vectors have lengths {lens:?}, expected {c} each")));
     }
     Ok(())
 }
 
 fn check_weights_len(layer: &QLayer, expected: usize) -> Result<()> {
     if layer.weights.len() != expected {
-        return Err(unsupported(
-            layer,
-            format!("{} weights, expected {expected}", layer.weights.len()),
-        ));
+        return Err(unsupported(layer, format!("{} weights, expected {expected}", layer.weights.len())));
     }
     Ok(())
-}
-
-/// Per-channel constants of a layer whose packed weights are rows [c_out][row_words].
-fn channels_of_rows(layer: &QLayer, packed: &[u32], row_words: usize) -> Vec<Channel> {
-    packed
-        .chunks_exact(row_words)
-        .enumerate()
-        .map(|(c, row)| Channel {
-            bias: layer.bias[c],
-            multiplier: layer.multipliers[c],
-            shift: layer.shifts[c],
-            weight_zero_point: layer.weight_zero_points[c],
-            weight_sum: row
-                .iter()
-                .flat_map(|word| word.to_le_bytes())
-                .map(i32::from)
-                .sum(),
-            act_max: i32::from(layer.act_max[c]),
-        })
-        .collect()
-}
-
-/// Packs `bytes` four to a little-endian u32, the last word padded with `pad`.
-fn pack_u8x4(bytes: impl ExactSizeIterator<Item = u8>, pad: u8) -> Vec<u32> {
-    let bytes: Vec<u8> = bytes.collect();
-    bytes
-        .chunks(4)
-        .map(|chunk| {
-            let mut word = [pad; 4];
-            word[..chunk.len()].copy_from_slice(chunk);
-            u32::from_le_bytes(word)
-        })
-        .collect()
 }
 
 fn workgroups(invocations: usize) -> u32 {
     invocations.div_ceil(WORKGROUP_SIZE as usize) as u32
 }
 
-fn layout_entry(binding: u32, kind: Binding) -> wgpu::BindGroupLayoutEntry {
-    let ty = match kind {
-        Binding::Params => wgpu::BufferBindingType::Uniform,
-        Binding::Output => wgpu::BufferBindingType::Storage { read_only: false },
-        Binding::Input | Binding::Weights | Binding::Channels => {
-            wgpu::BufferBindingType::Storage { read_only: true }
-        }
+fn layout_entry(binding: u32, kind: Binding, weights_sint: bool) -> wgpu::BindGroupLayoutEntry {
+    let buffer = |ty| wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None };
+    let texture = |sample_type| wgpu::BindingType::Texture {
+        sample_type,
+        view_dimension: wgpu::TextureViewDimension::D2,
+        multisampled: false,
     };
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
+    let ty = match kind {
+        Binding::Params => buffer(wgpu::BufferBindingType::Uniform),
+        Binding::Input => texture(wgpu::TextureSampleType::Uint),
+        Binding::Weights if weights_sint => texture(wgpu::TextureSampleType::Sint),
+        Binding::Weights => texture(wgpu::TextureSampleType::Uint),
+        Binding::Channels => texture(wgpu::TextureSampleType::Sint),
+        Binding::Output => wgpu::BindingType::StorageTexture {
+            access: wgpu::StorageTextureAccess::WriteOnly,
+            format: wgpu::TextureFormat::Rgba32Uint,
+            view_dimension: wgpu::TextureViewDimension::D2,
         },
-        count: None,
-    }
+    };
+    wgpu::BindGroupLayoutEntry { binding, visibility: wgpu::ShaderStages::COMPUTE, ty, count: None }
 }
 
-/// The explicit bind-group layout and the pipeline of one op, with `inner` as the `DOT4` override.
+/// The explicit bind-group layout and the pipeline of `setup`'s op, with `inner` as the `DOT4` override.
 pub(crate) fn pipeline(
     device: &wgpu::Device,
-    stem: &'static str,
-    bindings: &[Binding],
+    setup: &LayerSetup,
     inner: InnerProduct,
 ) -> (wgpu::BindGroupLayout, wgpu::ComputePipeline) {
-    let entries: Vec<_> = bindings
-        .iter()
-        .enumerate()
-        .map(|(i, &kind)| layout_entry(i as u32, kind))
-        .collect();
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(stem),
-        entries: &entries,
-    });
+    let stem = setup.stem;
+    let weights_sint =
+        setup.constants.as_ref().is_some_and(|(weights, _)| weights.format == wgpu::TextureFormat::Rgba32Sint);
+    let entries: Vec<_> =
+        setup.bindings().iter().enumerate().map(|(i, &kind)| layout_entry(i as u32, kind, weights_sint)).collect();
+    let layout =
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(stem), entries: &entries });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(stem),
         bind_group_layouts: &[Some(&layout)],
@@ -234,11 +232,7 @@ pub(crate) fn pipeline(
         label: Some(stem),
         source: wgpu::ShaderSource::Wgsl(source.into()),
     });
-    let dot4 = if inner == InnerProduct::Dot4 {
-        1.0
-    } else {
-        0.0
-    };
+    let dot4 = if inner == InnerProduct::Dot4 { 1.0 } else { 0.0 };
     let label = format!("{stem} ({inner:?})");
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(&label),
@@ -246,10 +240,7 @@ pub(crate) fn pipeline(
         module: &module,
         entry_point: Some(stem),
         compilation_options: wgpu::PipelineCompilationOptions {
-            constants: &[
-                ("DOT4", dot4),
-                ("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE)),
-            ],
+            constants: &[("DOT4", dot4), ("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))],
             zero_initialize_workgroup_memory: false,
         },
         cache: None,

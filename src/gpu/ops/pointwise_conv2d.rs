@@ -1,9 +1,6 @@
-//! 1×1 convolution. Mirrors shaders/pointwise_conv2d.wgsl.
+//! 1×1 convolution, and the classifier (the same op on one pixel). Mirrors shaders/pointwise_conv2d.wgsl.
 
-use super::{
-    channels_of_rows, check_multiple_of_4, check_weights_len, unsupported, workgroups, Binding,
-    LayerSetup,
-};
+use super::{check_weights_len, groups, unsupported, workgroups, Channel, LayerSetup, WeightsTexture, TEXEL_CHANNELS};
 use crate::quant::QLayer;
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
@@ -12,68 +9,69 @@ use bytemuck::{Pod, Zeroable};
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct PointwiseConv2dParams {
+    pub width: u32,
     pub pixels: u32,
-    pub input_words: u32,
-    pub output_words: u32,
-    pub input_zero_point: i32,
+    pub height: u32,
+    pub input_groups: u32,
     pub output_zero_point: i32,
     pub act_min: i32,
-    pub _padding: [u32; 2],
+    pub output_groups: u32,
+    pub _padding: u32,
 }
 const _: () = assert!(size_of::<PointwiseConv2dParams>() == 32);
 
-pub(super) const BINDINGS: &[Binding] = &[
-    Binding::Params,
-    Binding::Input,
-    Binding::Output,
-    Binding::Weights,
-    Binding::Channels,
-];
-
 /// Pixels per invocation: `TILE_PIXELS` in the shader.
-const TILE_PIXELS: usize = 4;
+const TILE_PIXELS: usize = 8;
 
-pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
+pub(super) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
     let (ins, outs) = (layer.input_shape, layer.output_shape);
-    check_multiple_of_4(layer, "the input", ins.c)?;
-    check_multiple_of_4(layer, "the output", outs.c)?;
     check_weights_len(layer, ins.c * outs.c)?;
     if (ins.h, ins.w) != (outs.h, outs.w) {
-        return Err(unsupported(
-            layer,
-            format!("a 1×1 convolution cannot map {ins:?} to {outs:?}"),
-        ));
+        return Err(unsupported(layer, format!("a 1×1 convolution cannot map {ins:?} to {outs:?}")));
     }
-    let (weights, channels) = transposed_rows(layer);
+    let (input_groups, output_groups) = (groups(ins.c), groups(outs.c));
+    let row_len = input_groups * TEXEL_CHANNELS;
+    // Texel (g, c_out): input channels 16g..16g + 15 of output channel c_out, as [c_out][c_in] bytes; padded input
+    // channels hold z_w (their products are 0), padded output channels 0.
+    let mut weights = Vec::with_capacity(row_len * output_groups * TEXEL_CHANNELS);
+    let mut channels = Vec::with_capacity(output_groups * TEXEL_CHANNELS);
+    for co in 0..output_groups * TEXEL_CHANNELS {
+        if co >= outs.c {
+            weights.resize(weights.len() + row_len, 0);
+            channels.push(Channel::PADDING);
+            continue;
+        }
+        let pad = layer.weight_zero_points[co] as u8;
+        let row = (0..row_len).map(|ci| if ci < ins.c { layer.weights[ci * outs.c + co] } else { pad });
+        let weight_sum: i32 = row.clone().map(i32::from).sum();
+        weights.extend(row);
+        channels.push(Channel::new(layer, co, weight_sum, row_len as i32));
+    }
+    // One-pixel images (the classifier) stacked in y are one image of `batch` rows: one dispatch fills every
+    // invocation's tile (per image it would use 1 of 8 tile pixels and 1 of 64 lanes). Rows past a run's images
+    // hold stale data; their results are never read.
+    let per_image = ins.h * ins.w > 1;
+    let height = if per_image { ins.h } else { batch };
     let params = PointwiseConv2dParams {
-        pixels: (ins.h * ins.w) as u32,
-        input_words: (ins.c / 4) as u32,
-        output_words: (outs.c / 4) as u32,
-        input_zero_point: layer.input.zero_point,
+        width: ins.w as u32,
+        pixels: (height * ins.w) as u32,
+        height: height as u32,
+        input_groups: input_groups as u32,
         output_zero_point: layer.output.zero_point,
         act_min: i32::from(layer.act_min),
-        _padding: [0; 2],
+        output_groups: output_groups as u32,
+        _padding: 0,
+    };
+    let weights = WeightsTexture {
+        format: wgpu::TextureFormat::Rgba32Uint,
+        size: [input_groups as u32, (output_groups * TEXEL_CHANNELS) as u32],
+        data: weights,
     };
     Ok(LayerSetup {
         stem: "pointwise_conv2d",
-        bindings: BINDINGS,
         params: bytemuck::bytes_of(&params).to_vec(),
-        weights,
-        channels,
-        workgroups: [
-            workgroups((ins.h * ins.w).div_ceil(TILE_PIXELS)),
-            (outs.c / 4) as u32,
-        ],
+        constants: Some((weights, channels)),
+        per_image,
+        workgroups: [workgroups((height * ins.w).div_ceil(TILE_PIXELS)), output_groups as u32],
     })
-}
-
-/// The kernel [c_in][c_out] transposed to packed rows [c_out][c_in / 4], and the per-channel constants.
-/// Shared with the classifier.
-pub(super) fn transposed_rows(layer: &QLayer) -> (Vec<u32>, Vec<super::Channel>) {
-    let (c_in, c_out) = (layer.input_shape.c, layer.output_shape.c);
-    let weights: Vec<u32> = (0..c_out)
-        .flat_map(|co| super::pack_u8x4((0..c_in).map(move |ci| layer.weights[ci * c_out + co]), 0))
-        .collect();
-    let channels = channels_of_rows(layer, &weights, c_in / 4);
-    (weights, channels)
 }
