@@ -22,51 +22,32 @@ fn whole_network(c: &mut Criterion) {
     eprintln!("adapter: {}", gpu.info());
     for alpha in [0.75, 1.0] {
         let quant = common::random_quant_model(&mobilenet_v1(alpha, 224, SEED), SEED);
-        let images: Vec<Vec<u8>> = (0..8)
-            .map(|i| common::random_u8(quant.input_shape.len(), SEED + i))
-            .collect();
-        let expected: Vec<Vec<u8>> = images
-            .iter()
-            .map(|image| cpu_ref::run_u8(&quant, image).pop().unwrap())
-            .collect();
+        let images: Vec<Vec<u8>> = (0..8).map(|i| common::random_u8(quant.input_shape.len(), SEED + i)).collect();
+        let expected: Vec<Vec<u8>> = images.iter().map(|image| cpu_ref::run_u8(&quant, image).pop().unwrap()).collect();
 
         let mut group = c.benchmark_group(quant.name.clone());
-        group
-            .sample_size(10)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(4));
+        group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
         group.throughput(Throughput::Elements(1));
-        group.bench_function("cpu_ref_u8/1", |b| {
-            b.iter(|| cpu_ref::run_u8(&quant, &images[0]))
-        });
+        group.bench_function("cpu_ref_u8/1", |b| b.iter(|| cpu_ref::run_u8(&quant, &images[0])));
         for inner in InnerProduct::ALL {
             for batch in [1, 8] {
                 let inputs: Vec<&[u8]> = images[..batch].iter().map(Vec::as_slice).collect();
                 let mut plan = Plan::new(&gpu, &quant, batch, inner).expect("plan");
                 let logits = plan.run(&gpu, &inputs, Readback::Logits).expect("run");
                 for (i, logits) in logits.iter().enumerate() {
-                    assert_eq!(
-                        logits[0], expected[i],
-                        "{} {inner:?} batch {batch}: image {i} differs",
-                        quant.name
-                    );
+                    assert_eq!(logits[0], expected[i], "{} {inner:?} batch {batch}: image {i} differs", quant.name);
                 }
                 if std::env::var("MNQ_BENCH_PROFILE").as_deref() == Ok("1") {
                     let profile = plan.profile(&gpu, &inputs).expect("profile");
-                    eprintln!(
-                        "{} {inner:?} batch {batch}: wall {:.1} ms",
-                        quant.name, profile.wall_ms
-                    );
+                    eprintln!("{} {inner:?} batch {batch}: wall {:.1} ms", quant.name, profile.wall_ms);
                     for layer in &profile.layers {
                         eprintln!("  {:<16} {:8.2} ms", layer.name, layer.gpu_ms);
                     }
                 }
                 group.throughput(Throughput::Elements(batch as u64));
-                group.bench_with_input(
-                    BenchmarkId::new(format!("gpu_{inner:?}"), batch),
-                    &inputs,
-                    |b, inputs| b.iter(|| plan.run(&gpu, inputs, Readback::Logits).expect("run")),
-                );
+                group.bench_with_input(BenchmarkId::new(format!("gpu_{inner:?}"), batch), &inputs, |b, inputs| {
+                    b.iter(|| plan.run(&gpu, inputs, Readback::Logits).expect("run"))
+                });
             }
         }
         group.finish();

@@ -22,8 +22,7 @@ fn load_images(list: &str, count: usize, input: model::Shape) -> Vec<Vec<f32>> {
         .take(count)
         .map(|line| {
             let file = line.split_whitespace().next().expect("FILE CLASS");
-            preprocess::load_image(&Path::new(IMAGES).join("images").join(file), input)
-                .expect("image")
+            preprocess::load_image(&Path::new(IMAGES).join("images").join(file), input).expect("image")
         })
         .collect()
 }
@@ -39,16 +38,13 @@ fn real_mobilenet_v1_0_75_matches_cpu_ref_at_every_layer() {
     };
     let float = model::tfjs::load(Path::new(MODEL)).expect("model");
     let calibration = load_images("calibration.txt", CALIBRATION_IMAGES, float.input_shape);
-    let quant = quant::tf8::quantize(&float, &calibration).expect("quantize");
+    let quant = quant::quantize::quantize(&float, &calibration).expect("quantize");
     let images: Vec<Vec<u8>> = load_images("evaluation.txt", TEST_IMAGES, float.input_shape)
         .iter()
         .map(|image| quant.quantize_input(image))
         .collect();
     let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
-    let expected: Vec<Vec<Vec<u8>>> = images
-        .iter()
-        .map(|image| cpu_ref::run_u8(&quant, image))
-        .collect();
+    let expected: Vec<Vec<Vec<u8>>> = images.iter().map(|image| cpu_ref::run_u8(&quant, image)).collect();
     for inner in InnerProduct::ALL {
         let mut plan = Plan::new(&gpu, &quant, TEST_IMAGES, inner).expect("plan");
         let actual = plan.run(&gpu, &inputs, Readback::AllLayers).expect("run");

@@ -21,13 +21,7 @@ fn layer_shapes(wanted: fn(&Op) -> bool) -> Vec<(String, Op, Shape, Shape)> {
     for alpha in [0.75, 1.0] {
         let model = mobilenet_v1(alpha, 224, SEED);
         for layer in model.layers.iter().filter(|l| wanted(&l.op)) {
-            let key = (
-                layer.op,
-                layer.input_shape.h,
-                layer.input_shape.w,
-                layer.input_shape.c,
-                layer.output_shape.c,
-            );
+            let key = (layer.op, layer.input_shape.h, layer.input_shape.w, layer.input_shape.c, layer.output_shape.c);
             if seen.insert(format!("{key:?}")) {
                 shapes.push((
                     format!("{}_{}", model.name, layer.name),
@@ -47,21 +41,13 @@ fn assert_op_matches_cpu_ref(gpu: &GpuContext, wanted: fn(&Op) -> bool) {
     assert!(!shapes.is_empty());
     for (i, (name, op, input_shape, output_shape)) in shapes.into_iter().enumerate() {
         let seed = SEED + i as u64;
-        let input_params = QuantParams {
-            scale: 0.02,
-            zero_point: [0, 255, 97][i % 3],
-        };
+        let input_params = QuantParams { scale: 0.02, zero_point: [0, 255, 97][i % 3] };
         let layer = common::random_layer(&name, op, input_shape, output_shape, input_params, seed);
         let input = common::random_u8(input_shape.len(), seed ^ 0xa5a5);
         let expected = cpu_ref::run_layer_u8(&layer, &input);
         for inner in InnerProduct::ALL {
             let actual = common::run_layer_gpu(gpu, &layer, &input, inner);
-            common::assert_bit_exact(
-                &format!("{name} ({inner:?})"),
-                output_shape,
-                &expected,
-                &actual,
-            );
+            common::assert_bit_exact(&format!("{name} ({inner:?})"), output_shape, &expected, &actual);
         }
     }
 }
@@ -119,12 +105,7 @@ fn every_op_matches_cpu_ref_at_odd_spatial_sizes() {
         let expected = cpu_ref::run_layer_u8(layer, &input);
         for inner in InnerProduct::ALL {
             let actual = common::run_layer_gpu(&gpu, layer, &input, inner);
-            common::assert_bit_exact(
-                &format!("{} ({inner:?})", layer.name),
-                layer.output_shape,
-                &expected,
-                &actual,
-            );
+            common::assert_bit_exact(&format!("{} ({inner:?})", layer.name), layer.output_shape, &expected, &actual);
         }
         // Fresh random data for the next layer, so no layer sees only saturated values.
         input = common::random_u8(layer.output_shape.len(), SEED + i as u64);
@@ -138,9 +119,7 @@ fn whole_network_matches_cpu_ref_at_every_layer() {
     };
     let model = mobilenet_v1(0.5, 128, SEED);
     let quant = common::random_quant_model(&model, SEED);
-    let images: Vec<Vec<u8>> = (0..2)
-        .map(|i| common::random_u8(quant.input_shape.len(), SEED + i))
-        .collect();
+    let images: Vec<Vec<u8>> = (0..2).map(|i| common::random_u8(quant.input_shape.len(), SEED + i)).collect();
     let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
     for inner in InnerProduct::ALL {
         let mut plan = Plan::new(&gpu, &quant, 2, inner).expect("plan");
@@ -163,20 +142,12 @@ fn a_batch_of_n_equals_n_single_runs_and_chunks_split_cleanly() {
     };
     let model = mobilenet_v1(0.25, 96, SEED);
     let quant = common::random_quant_model(&model, SEED + 1);
-    let images: Vec<Vec<u8>> = (0..5)
-        .map(|i| common::random_u8(quant.input_shape.len(), SEED + 10 + i))
-        .collect();
+    let images: Vec<Vec<u8>> = (0..5).map(|i| common::random_u8(quant.input_shape.len(), SEED + 10 + i)).collect();
     let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
     let mut single = Plan::new(&gpu, &quant, 1, InnerProduct::FASTEST).expect("plan");
     let singles: Vec<Vec<u8>> = inputs
         .iter()
-        .map(|&input| {
-            single
-                .run(&gpu, &[input], Readback::Logits)
-                .expect("run")
-                .remove(0)
-                .remove(0)
-        })
+        .map(|&input| single.run(&gpu, &[input], Readback::Logits).expect("run").remove(0).remove(0))
         .collect();
     // A batch of 4 plan runs 5 images as chunks of 4 and 1.
     for batch in [5, 4] {
@@ -184,21 +155,11 @@ fn a_batch_of_n_equals_n_single_runs_and_chunks_split_cleanly() {
         let batched = plan.run(&gpu, &inputs, Readback::Logits).expect("run");
         for (i, (logits, single)) in batched.iter().zip(&singles).enumerate() {
             assert_eq!(logits.len(), 1);
-            common::assert_bit_exact(
-                &format!("batch {batch}, image {i}"),
-                Shape::new(1, 1, 1000),
-                single,
-                &logits[0],
-            );
+            common::assert_bit_exact(&format!("batch {batch}, image {i}"), Shape::new(1, 1, 1000), single, &logits[0]);
         }
     }
     let expected = cpu_ref::run_u8(&quant, &images[4]);
-    common::assert_bit_exact(
-        "image 4 vs cpu_ref",
-        Shape::new(1, 1, 1000),
-        expected.last().unwrap(),
-        &singles[4],
-    );
+    common::assert_bit_exact("image 4 vs cpu_ref", Shape::new(1, 1, 1000), expected.last().unwrap(), &singles[4]);
 }
 
 #[test]
@@ -208,8 +169,6 @@ fn a_wrong_image_size_is_an_error_not_a_panic() {
     };
     let quant = common::random_quant_model(&mobilenet_v1(0.25, 32, SEED), SEED);
     let mut plan = Plan::new(&gpu, &quant, 1, InnerProduct::FASTEST).expect("plan");
-    let error = plan
-        .run(&gpu, &[&[1u8; 10]], Readback::Logits)
-        .expect_err("10 bytes is not an image");
+    let error = plan.run(&gpu, &[&[1u8; 10]], Readback::Logits).expect_err("10 bytes is not an image");
     assert!(error.to_string().contains("10 bytes"), "{error}");
 }

@@ -21,11 +21,7 @@ fn texture(
 ) -> wgpu::Texture {
     let desc = wgpu::TextureDescriptor {
         label: None,
-        size: wgpu::Extent3d {
-            width: width as u32,
-            height: height as u32,
-            depth_or_array_layers: 1,
-        },
+        size: wgpu::Extent3d { width: width as u32, height: height as u32, depth_or_array_layers: 1 },
         mip_level_count: 1,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
@@ -69,11 +65,7 @@ fn run_texture(
     let mut ch: Vec<i32> = Vec::new();
     for co in 0..16 * go {
         let mut sum = 0i32;
-        let zw = if co < outs.c {
-            layer.weight_zero_points[co]
-        } else {
-            0
-        };
+        let zw = if co < outs.c { layer.weight_zero_points[co] } else { 0 };
         for ci in 0..16 * gi {
             let v = if co >= outs.c {
                 0
@@ -87,15 +79,9 @@ fn run_texture(
         }
         if co < outs.c {
             let terms = (16 * gi) as i32;
-            let offset = layer.bias[co]
-                .wrapping_sub(zx.wrapping_mul(sum))
-                .wrapping_add(terms.wrapping_mul(zx).wrapping_mul(zw));
-            ch.extend([
-                offset,
-                layer.multipliers[co],
-                layer.shifts[co],
-                zw | (i32::from(layer.act_max[co]) << 16),
-            ]);
+            let offset =
+                layer.bias[co].wrapping_sub(zx.wrapping_mul(sum)).wrapping_add(terms.wrapping_mul(zx).wrapping_mul(zw));
+            ch.extend([offset, layer.multipliers[co], layer.shifts[co], zw | (i32::from(layer.act_max[co]) << 16)]);
         } else {
             ch.extend([0, 0, 0, 0]);
         }
@@ -104,14 +90,7 @@ fn run_texture(
     let input = texture(device, queue, u, ins.w * gi, n * ins.h, Some(&act));
     let output = texture(device, queue, u, outs.w * go, n * outs.h, None);
     let weights = texture(device, queue, u, gi, 16 * go, Some(&w));
-    let channels = texture(
-        device,
-        queue,
-        wgpu::TextureFormat::Rgba32Sint,
-        1,
-        16 * go,
-        Some(bytemuck::cast_slice(&ch)),
-    );
+    let channels = texture(device, queue, wgpu::TextureFormat::Rgba32Sint, 1, 16 * go, Some(bytemuck::cast_slice(&ch)));
     let params: [u32; 8] = [
         ins.w as u32,
         (ins.h * ins.w) as u32,
@@ -132,11 +111,7 @@ fn run_texture(
         label: None,
         source: wgpu::ShaderSource::Wgsl(source.into()),
     });
-    let dot4 = if inner == InnerProduct::Dot4 {
-        1.0
-    } else {
-        0.0
-    };
+    let dot4 = if inner == InnerProduct::Dot4 { 1.0 } else { 0.0 };
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: None,
         layout: None,
@@ -154,26 +129,11 @@ fn run_texture(
         label: None,
         layout: &pipeline.get_bind_group_layout(0),
         entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: params.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: wgpu::BindingResource::TextureView(&vi),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: wgpu::BindingResource::TextureView(&vo),
-            },
-            wgpu::BindGroupEntry {
-                binding: 3,
-                resource: wgpu::BindingResource::TextureView(&vw),
-            },
-            wgpu::BindGroupEntry {
-                binding: 4,
-                resource: wgpu::BindingResource::TextureView(&vc),
-            },
+            wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
+            wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::TextureView(&vi) },
+            wgpu::BindGroupEntry { binding: 2, resource: wgpu::BindingResource::TextureView(&vo) },
+            wgpu::BindGroupEntry { binding: 3, resource: wgpu::BindingResource::TextureView(&vw) },
+            wgpu::BindGroupEntry { binding: 4, resource: wgpu::BindingResource::TextureView(&vc) },
         ],
     });
     let row_bytes = (16 * outs.w * go).next_multiple_of(256);
@@ -192,11 +152,7 @@ fn run_texture(
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(
-                ((ins.h * ins.w).div_ceil(TILE)).div_ceil(64) as u32,
-                go as u32,
-                n as u32,
-            );
+            pass.dispatch_workgroups(((ins.h * ins.w).div_ceil(TILE)).div_ceil(64) as u32, go as u32, n as u32);
         }
         if rep == 3 {
             encoder.copy_texture_to_buffer(
@@ -216,9 +172,7 @@ fn run_texture(
         device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
         best = best.min(start.elapsed().as_secs_f64() * 1e3);
     }
-    let bytes = gpu
-        .read_buffer(&staging, (row_bytes * rows) as u64)
-        .unwrap();
+    let bytes = gpu.read_buffer(&staging, (row_bytes * rows) as u64).unwrap();
     let mut result = vec![Vec::new(); n];
     for (i, r) in result.iter_mut().enumerate() {
         for y in 0..outs.h {
@@ -239,13 +193,8 @@ fn pointwise_texture_prototype() {
     let model = common::random_quant_model(&mobilenet_v1(0.75, 224, 7), 7);
     for name in ["conv_pw_1", "conv_pw_2", "conv_pw_13"] {
         let layer = model.layers.iter().find(|l| l.name == name).unwrap();
-        let images: Vec<Vec<u8>> = (0..8)
-            .map(|i| common::random_u8(layer.input_shape.len(), i))
-            .collect();
-        let expected: Vec<Vec<u8>> = images
-            .iter()
-            .map(|im| cpu_ref::run_layer_u8(layer, im))
-            .collect();
+        let images: Vec<Vec<u8>> = (0..8).map(|i| common::random_u8(layer.input_shape.len(), i)).collect();
+        let expected: Vec<Vec<u8>> = images.iter().map(|im| cpu_ref::run_layer_u8(layer, im)).collect();
         for inner in InnerProduct::ALL {
             let (actual, tex_ms) = run_texture(&gpu, layer, &images, inner);
             for (e, a) in expected.iter().zip(&actual) {

@@ -82,20 +82,12 @@ fn run_cases(gpu: &GpuContext, cases: &[Case]) -> Vec<u8> {
         label: Some("requantize test"),
         layout: &pipeline.get_bind_group_layout(0),
         entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: input.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: output.as_entire_binding(),
-            },
+            wgpu::BindGroupEntry { binding: 0, resource: input.as_entire_binding() },
+            wgpu::BindGroupEntry { binding: 1, resource: output.as_entire_binding() },
         ],
     });
     let workgroups = cases.len().div_ceil(64) as u32;
-    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some("requantize test"),
-    });
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("requantize test") });
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("requantize test"),
@@ -108,10 +100,7 @@ fn run_cases(gpu: &GpuContext, cases: &[Case]) -> Vec<u8> {
     encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, size);
     gpu.queue().submit([encoder.finish()]);
     let bytes = gpu.read_buffer(&staging, size).expect("readback");
-    bytemuck::cast_slice::<u8, u32>(&bytes)
-        .iter()
-        .map(|&q| u8::try_from(q).expect("a u8 result"))
-        .collect()
+    bytemuck::cast_slice::<u8, u32>(&bytes).iter().map(|&q| u8::try_from(q).expect("a u8 result")).collect()
 }
 
 fn edge_and_random_cases() -> Vec<Case> {
@@ -132,19 +121,8 @@ fn edge_and_random_cases() -> Vec<Case> {
         i32::MAX - 1,
         i32::MIN + 1,
     ];
-    let multipliers = [
-        0,
-        1,
-        2,
-        1 << 30,
-        (1 << 30) + 1,
-        i32::MAX,
-        i32::MAX - 1,
-        1_500_000_000,
-        i32::MIN,
-        -1,
-        -(1 << 30),
-    ];
+    let multipliers =
+        [0, 1, 2, 1 << 30, (1 << 30) + 1, i32::MAX, i32::MAX - 1, 1_500_000_000, i32::MIN, -1, -(1 << 30)];
     let shifts = [-31, -30, -20, -16, -8, -2, -1, 0, 1, 2, 3, 8, 30, 31];
     let zero_points = [0, 255, 128, 3];
     let ranges = [(0, 255), (0, 0), (255, 255), (10, 200)];
@@ -153,14 +131,7 @@ fn edge_and_random_cases() -> Vec<Case> {
         for &multiplier in &multipliers {
             for &shift in &shifts {
                 for (&output_zero_point, &(act_min, act_max)) in zero_points.iter().zip(&ranges) {
-                    cases.push(Case {
-                        acc,
-                        multiplier,
-                        shift,
-                        output_zero_point,
-                        act_min,
-                        act_max,
-                    });
+                    cases.push(Case { acc, multiplier, shift, output_zero_point, act_min, act_max });
                 }
             }
         }
@@ -172,36 +143,18 @@ fn edge_and_random_cases() -> Vec<Case> {
             1 => rng.random_range(-(1 << 20)..(1 << 20)),
             _ => rng.random_range(-300..300),
         };
-        let multiplier = if rng.random_bool(0.8) {
-            rng.random_range(1 << 30..=i32::MAX)
-        } else {
-            rng.random()
-        };
+        let multiplier = if rng.random_bool(0.8) { rng.random_range(1 << 30..=i32::MAX) } else { rng.random() };
         let shift = rng.random_range(-31..=4);
         let output_zero_point = rng.random_range(0..=255);
         let act_min = rng.random_range(0..=255);
         let act_max = rng.random_range(act_min..=255);
-        cases.push(Case {
-            acc,
-            multiplier,
-            shift,
-            output_zero_point,
-            act_min,
-            act_max,
-        });
+        cases.push(Case { acc, multiplier, shift, output_zero_point, act_min, act_max });
     }
     // Exact ties of the rounding steps: acc·multiplier a multiple of 2^30 (odd), then remainders at 2^(e−1).
     for e in 1..=31 {
         for sign in [1, -1] {
             let acc = sign * (1 << (e - 1));
-            cases.push(Case {
-                acc,
-                multiplier: 1 << 30,
-                shift: -e,
-                output_zero_point: 128,
-                act_min: 0,
-                act_max: 255,
-            });
+            cases.push(Case { acc, multiplier: 1 << 30, shift: -e, output_zero_point: 128, act_min: 0, act_max: 255 });
             cases.push(Case {
                 acc: acc | 1,
                 multiplier: 1 << 30,
@@ -234,14 +187,8 @@ fn wgsl_requantize_matches_fixed_point_requantize_on_edge_and_random_values() {
         .iter()
         .zip(&actual)
         .map(|(c, &got)| {
-            let expected = requantize(
-                c.acc,
-                c.multiplier,
-                c.shift,
-                c.output_zero_point,
-                c.act_min as u8,
-                c.act_max as u8,
-            );
+            let expected =
+                requantize(c.acc, c.multiplier, c.shift, c.output_zero_point, c.act_min as u8, c.act_max as u8);
             (*c, expected, got)
         })
         .filter(|(_, expected, got)| expected != got)

@@ -90,7 +90,7 @@ fn quantized_model(args: &BenchArgs) -> Result<QuantModel> {
                 .iter()
                 .map(|image| image.iter().map(|&q| f32::from(q) / 127.5 - 1.0).collect())
                 .collect();
-            Ok(quant::tf8::quantize(&float, &calibration)?)
+            Ok(quant::quantize::quantize(&float, &calibration)?)
         }
         None => {
             let float = args.model.float_model()?;

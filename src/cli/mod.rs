@@ -143,7 +143,7 @@ impl ModelArgs {
         self.scheme
             .iter()
             .map(|scheme| {
-                let (prepared, model) = quant::tf8::quantize_scheme(float, scheme, &inputs)?;
+                let (prepared, model) = quant::quantize::quantize_scheme(float, scheme, &inputs)?;
                 Ok(Quantized { scheme: scheme.clone(), float: prepared, model })
             })
             .collect()
@@ -168,7 +168,7 @@ fn read_quantized(path: &Path, float: &Model) -> Result<Quantized> {
         float.name
     );
     let scheme: Scheme = model.scheme.parse().with_context(|| format!("{}: scheme", path.display()))?;
-    Ok(Quantized { float: quant::tf8::prepare(float, &scheme), scheme, model })
+    Ok(Quantized { float: quant::quantize::prepare(float, &scheme), scheme, model })
 }
 
 /// `../<relative>` beside the current folder, or beside the source tree, where `shared/` lives.

@@ -14,10 +14,7 @@ pub fn gpu_or_skip() -> Option<GpuContext> {
     match GpuContext::new(&AdapterOptions::default()) {
         Ok(ctx) => Some(ctx),
         Err(error) if std::env::var("MNQ_REQUIRE_GPU").as_deref() != Ok("1") => {
-            eprintln!(
-                "SKIPPED: no GPU adapter ({})",
-                error.to_string().lines().next().unwrap_or_default()
-            );
+            eprintln!("SKIPPED: no GPU adapter ({})", error.to_string().lines().next().unwrap_or_default());
             None
         }
         Err(error) => panic!("MNQ_REQUIRE_GPU=1 but no GPU adapter: {error}"),
@@ -51,10 +48,7 @@ pub fn random_layer(
     seed: u64,
 ) -> QLayer {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let output = QuantParams {
-        scale: 0.05,
-        zero_point: random_zero_point(&mut rng),
-    };
+    let output = QuantParams { scale: 0.05, zero_point: random_zero_point(&mut rng) };
     let (c_in, c_out) = (input_shape.c, output_shape.c);
     let (weights_len, terms) = match op {
         Op::Conv2d { .. } => (9 * c_in * c_out, 9 * c_in),
@@ -91,19 +85,11 @@ pub fn random_layer(
         let mean = terms as f64 * (127.5 - f64::from(input.zero_point)) * (127.5 - f64::from(zw));
         let centred = (-mean + rng.random_range(-0.5..0.5) * spread) as i32;
         let (b, m, s) = match rng.random_range(0..8) {
-            0 => (
-                rng.random_range(-(1 << 30)..=(1 << 30)),
-                i32::MAX,
-                rng.random_range(-31..=-20),
-            ),
+            0 => (rng.random_range(-(1 << 30)..=(1 << 30)), i32::MAX, rng.random_range(-31..=-20)),
             1 => (centred, 1 << 30, rng.random_range(-24..=0)),
             2 => (centred, rng.random_range(1..100), rng.random_range(0..=3)),
             3 => (centred, rng.random_range(1 << 30..=i32::MAX), -31),
-            4 => (
-                centred,
-                rng.random_range(1 << 30..=i32::MAX),
-                rng.random_range(1..=3),
-            ),
+            4 => (centred, rng.random_range(1 << 30..=i32::MAX), rng.random_range(1..=3)),
             _ => {
                 let (m, s) = quantize_multiplier(40.0 / spread).expect("a small positive real");
                 (centred, m, s)
@@ -142,21 +128,11 @@ pub fn random_layer(
 /// its predecessor's output parameters.
 pub fn random_quant_model(model: &Model, seed: u64) -> QuantModel {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let input = QuantParams {
-        scale: 1.0 / 128.0,
-        zero_point: random_zero_point(&mut rng),
-    };
+    let input = QuantParams { scale: 1.0 / 128.0, zero_point: random_zero_point(&mut rng) };
     let mut params = input;
     let mut layers = Vec::new();
     for layer in &model.layers {
-        let q = random_layer(
-            &layer.name,
-            layer.op,
-            layer.input_shape,
-            layer.output_shape,
-            params,
-            rng.random(),
-        );
+        let q = random_layer(&layer.name, layer.op, layer.input_shape, layer.output_shape, params, rng.random());
         params = q.output;
         layers.push(q);
     }
@@ -183,12 +159,7 @@ pub fn single_layer_model(layer: &QLayer) -> QuantModel {
 }
 
 /// One layer on the GPU: a single-layer plan run on one image.
-pub fn run_layer_gpu(
-    gpu: &GpuContext,
-    layer: &QLayer,
-    input: &[u8],
-    inner: InnerProduct,
-) -> Vec<u8> {
+pub fn run_layer_gpu(gpu: &GpuContext, layer: &QLayer, input: &[u8], inner: InnerProduct) -> Vec<u8> {
     let mut plan = Plan::new(gpu, &single_layer_model(layer), 1, inner)
         .unwrap_or_else(|e| panic!("{} ({inner:?}): cannot build the plan: {e}", layer.name));
     let mut outputs = plan
@@ -200,14 +171,8 @@ pub fn run_layer_gpu(
 /// Panics unless `actual == expected`, saying how many bytes differ and where the first is:
 /// `conv_pw_3: 17 of 802816 bytes differ; first at (y=4, x=111, c=63): expected 12, got 11`.
 pub fn assert_bit_exact(what: &str, shape: Shape, expected: &[u8], actual: &[u8]) {
-    assert_eq!(
-        expected.len(),
-        actual.len(),
-        "{what}: output lengths differ"
-    );
-    let differing: Vec<usize> = (0..expected.len())
-        .filter(|&i| expected[i] != actual[i])
-        .collect();
+    assert_eq!(expected.len(), actual.len(), "{what}: output lengths differ");
+    let differing: Vec<usize> = (0..expected.len()).filter(|&i| expected[i] != actual[i]).collect();
     if let Some(&first) = differing.first() {
         let (y, x, c) = shape.coordinate(first);
         panic!(
