@@ -189,5 +189,31 @@ fn render(eval: &EvalReport, sqnr: &SqnrReport, analysis: &[LayerAnalysis], plot
         plot("mobilenet_v1_1.0_224/conv_dw_1_folded.png"),
         plot("mobilenet_v1_1.0_224/conv_dw_1_unfolded.png")
     );
+    md.push_str(NOTES);
     md
 }
+
+/// How each scheme handles what the study found; fixed text, checked by the tests named in it.
+const NOTES: &str = "
+## Notes on the schemes
+
+- **Zero-variance channels (`tf8-zero-var`).** On the calibration images, every depthwise channel whose BatchNorm
+  variance is ≈ 4e-35 reads a channel of the previous layer that is itself dead (weights ≈ 1e-14, negative beta, so
+  ReLU6 outputs exactly 0); its convolution output is exactly 0 and its output the constant ReLU6(beta)
+  (`tests/schemes.rs`, `zero_variance_depthwise_channels_see_exactly_zero_on_calibration_images`). Setting the folded
+  weights of zero-variance channels to 0 and keeping the folded bias therefore leaves the float network's outputs
+  unchanged (`the_zero_variance_fix_keeps_the_real_model_float_function`) while removing the gamma/sqrt(epsilon)
+  blow-up from the per-tensor weight range.
+- **ReLU6 under cross-layer equalization (`cle`, `cle-bc`).** Equalization divides a channel by s_c and ReLU6 does
+  not commute with that. Replacing ReLU6 by ReLU (what Data-Free Quantization did for MobileNetV2) costs 8 points of
+  float top-1 here without retraining (row `tf8+relu`); instead each channel keeps the bound 6/s_c and the integer
+  kernels clamp per output channel, so the float function is unchanged.
+- **Bias correction** subtracts the expected weight-quantization error Σ(W_q − W)·E[x], with E[x] the mean of each
+  input channel over the calibration images (padding ignored).
+- **`+mse`** clips each activation range to the factor of min/max (0.2 … 1) that minimises the expected squared
+  error on a 2,048-bin calibration histogram.
+- **Architecture rows** apply the study's changes to the trained weights without retraining: ReLU6 → ReLU everywhere,
+  and no activation after the depthwise layers with their BatchNorm folded forward into the pointwise layer. The
+  second destroys the float network (the depthwise outputs were trained to be clipped), which is why the study
+  retrained.
+";
