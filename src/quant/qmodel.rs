@@ -32,8 +32,25 @@ pub struct QLayer {
 }
 
 impl QLayer {
-    pub fn output_channels(&self) -> usize {
-        self.output_shape.c
+    /// The global average pool: it keeps its input's quantization (TFLite requires it), so it has no weights,
+    /// multipliers or clamp.
+    pub fn global_avg_pool(name: &str, input_shape: Shape, input: QuantParams) -> QLayer {
+        QLayer {
+            name: name.to_string(),
+            op: Op::GlobalAvgPool,
+            input_shape,
+            output_shape: Shape::new(1, 1, input_shape.c),
+            input,
+            output: input,
+            weights: Vec::new(),
+            weight_scales: Vec::new(),
+            weight_zero_points: Vec::new(),
+            bias: Vec::new(),
+            multipliers: Vec::new(),
+            shifts: Vec::new(),
+            act_min: 0,
+            act_max: Vec::new(),
+        }
     }
 }
 

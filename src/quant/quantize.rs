@@ -177,7 +177,7 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
             return Err(Error::Invalid(format!("layer {}: fold BatchNorm before quantizing", layer.name)));
         }
         let qlayer = if layer.op == Op::GlobalAvgPool {
-            pool_layer(layer, layer_input)
+            QLayer::global_avg_pool(&layer.name, layer.input_shape, layer_input)
         } else {
             let range = match scheme.ranges {
                 RangeMethod::MinMax => calibration.outputs[i],
@@ -230,26 +230,6 @@ fn correct_bias(layer: &Layer, weights: &[QuantParams], input_means: &[f64], bia
             _ => i / c_out % c_in,
         };
         bias[c] -= (error * input_means[input_channel]) as f32;
-    }
-}
-
-/// The global average pool keeps its input's quantization (TFLite requires it), so it needs no parameters.
-fn pool_layer(layer: &Layer, input: QuantParams) -> QLayer {
-    QLayer {
-        name: layer.name.clone(),
-        op: layer.op,
-        input_shape: layer.input_shape,
-        output_shape: layer.output_shape,
-        input,
-        output: input,
-        weights: Vec::new(),
-        weight_scales: Vec::new(),
-        weight_zero_points: Vec::new(),
-        bias: Vec::new(),
-        multipliers: Vec::new(),
-        shifts: Vec::new(),
-        act_min: 0,
-        act_max: Vec::new(),
     }
 }
 

@@ -57,22 +57,7 @@ pub fn random_layer(
         Op::GlobalAvgPool => (0, 0),
     };
     if op == Op::GlobalAvgPool {
-        return QLayer {
-            name: name.into(),
-            op,
-            input_shape,
-            output_shape,
-            input,
-            output: input,
-            weights: Vec::new(),
-            weight_scales: Vec::new(),
-            weight_zero_points: Vec::new(),
-            bias: Vec::new(),
-            multipliers: Vec::new(),
-            shifts: Vec::new(),
-            act_min: 0,
-            act_max: Vec::new(),
-        };
+        return QLayer::global_avg_pool(name, input_shape, input);
     }
     let weights: Vec<u8> = (0..weights_len).map(|_| rng.random()).collect();
     let weight_zero_points: Vec<i32> = (0..c_out).map(|_| random_zero_point(&mut rng)).collect();
