@@ -1,7 +1,7 @@
 //! `mnq-gpu inspect`: weight ranges before and after folding BatchNorm, dead BatchNorm channels, and the
 //! per-channel range chart of one layer. Needs no inference, so it also works on an incomplete model.
 
-use super::{find_shared, print_json, DEFAULT_MODEL};
+use super::{model_dir, print_json};
 use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::analysis::{self, LayerAnalysis};
@@ -42,11 +42,7 @@ struct Report {
 }
 
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
-    let dir = match &args.model {
-        Some(dir) => dir.clone(),
-        None => find_shared(DEFAULT_MODEL)
-            .ok_or(mnq_gpu::Error::ModelNotFound { path: PathBuf::from("../").join(DEFAULT_MODEL) })?,
-    };
+    let dir = model_dir(args.model.as_deref())?;
     let model = TfjsModel::open(&dir)?;
     let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     let report =

@@ -77,7 +77,7 @@ pub enum Device {
     Cpu,
 }
 
-/// Where the int8 pipeline runs, shared by run, eval and bench.
+/// Where the int8 pipeline runs, shared by run, eval and report.
 #[derive(Args, Clone, Debug)]
 pub struct DeviceArgs {
     /// Where the int8 pipeline runs (the float pipeline always runs on the CPU).
@@ -117,12 +117,7 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn float_model(&self) -> Result<Model> {
-        let dir = match &self.model {
-            Some(dir) => dir.clone(),
-            None => find_shared(DEFAULT_MODEL)
-                .ok_or(mnq_gpu::Error::ModelNotFound { path: PathBuf::from("../").join(DEFAULT_MODEL) })?,
-        };
-        Ok(tfjs::load(&dir)?)
+        Ok(tfjs::load(&model_dir(self.model.as_deref())?)?)
     }
 
     /// The quantized models: read from --quantized, or calibrated now for each --scheme.
@@ -169,6 +164,15 @@ fn read_quantized(path: &Path, float: &Model) -> Result<Quantized> {
     );
     let scheme: Scheme = model.scheme.parse().with_context(|| format!("{}: scheme", path.display()))?;
     Ok(Quantized { float: quant::quantize::prepare(float, &scheme), scheme, model })
+}
+
+/// The model folder: `model`, or the default 0.75 model beside the repository.
+pub fn model_dir(model: Option<&Path>) -> Result<PathBuf, mnq_gpu::Error> {
+    match model {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => find_shared(DEFAULT_MODEL)
+            .ok_or(mnq_gpu::Error::ModelNotFound { path: PathBuf::from("../").join(DEFAULT_MODEL) }),
+    }
 }
 
 /// `../<relative>` beside the current folder, or beside the source tree, where `shared/` lives.

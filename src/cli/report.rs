@@ -55,7 +55,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let model_1_0 = TfjsModel::open(&dir_1_0)?;
     let analysis = analysis::analyse(&model_1_0);
     super::inspect::write_charts(&model_1_0, "conv_dw_1", &plots.join("mobilenet_v1_1.0_224"))?;
-    let model_0_75 = TfjsModel::open(&find_shared(super::DEFAULT_MODEL).context("the 0.75 model")?)?;
+    let model_0_75 = TfjsModel::open(&super::model_dir(None)?)?;
     super::inspect::write_charts(&model_0_75, "conv_dw_1", &plots.join("mobilenet_v1_0.75_224"))?;
 
     let markdown = render(&eval, &sqnr, &analysis, &args.plots);
