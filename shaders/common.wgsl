@@ -126,15 +126,6 @@ fn saturating_shift_left(x: i32, left: u32) -> i32 {
     return x << left;
 }
 
-fn saturating_add(a: i32, b: i32) -> i32 {
-    let sum = a + b;
-    // Overflow iff a and b share a sign that the wrapped sum lacks.
-    if (a < 0) == (b < 0) && (sum < 0) != (a < 0) {
-        return select(I32_MAX, I32_MIN, a < 0);
-    }
-    return sum;
-}
-
 // TFLite MultiplyByQuantizedMultiplier: x · multiplier · 2^shift / 2^31, shift > 0 a saturating left shift.
 fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
     let left = u32(clamp(shift, 0, 31));
@@ -144,9 +135,11 @@ fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 
 }
 
 // The output stage of every integer layer (fixed_point::requantize): scale, add the zero point (saturating),
-// clamp to the activation's range [act_min, act_max] ⊆ [0, 255].
+// clamp to the activation's range [act_min, act_max] ⊆ [0, 255]. With the zero point in [0, 255], a scaled value
+// outside [−256, 511] ends outside [0, 255] either way, so clamping it there first gives the saturating add's
+// result without its overflow checks.
 fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point: i32, act_min: i32, act_max: i32) -> u32 {
-    let scaled = saturating_add(multiply_by_quantized_multiplier(acc, multiplier, shift), output_zero_point);
+    let scaled = clamp(multiply_by_quantized_multiplier(acc, multiplier, shift), -256, 511) + output_zero_point;
     return u32(clamp(scaled, act_min, act_max));
 }
 
