@@ -149,19 +149,17 @@ fn output_channels(layer: &str, shape: &[usize]) -> Result<usize> {
 
 /// Per-channel ranges of `values` laid out with the channel fastest, each scaled by `scale[c]` if given.
 fn channel_ranges(values: &[f32], channels: usize, scale: Option<&[f32]>) -> Vec<Range> {
-    let mut ranges = vec![Range { min: f32::INFINITY, max: f32::NEG_INFINITY }; channels];
+    let mut ranges = vec![Range::default(); channels];
     for row in values.chunks_exact(channels) {
         for (c, &w) in row.iter().enumerate() {
-            let w = scale.map_or(w, |s| w * s[c]);
-            ranges[c].min = ranges[c].min.min(w);
-            ranges[c].max = ranges[c].max.max(w);
+            ranges[c].update(&[scale.map_or(w, |s| w * s[c])]);
         }
     }
     ranges
 }
 
 fn overall(ranges: &[Range]) -> Option<Range> {
-    ranges.iter().copied().reduce(|a, b| Range { min: a.min.min(b.min), max: a.max.max(b.max) })
+    ranges.iter().copied().reduce(Range::merge)
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {
