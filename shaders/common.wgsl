@@ -147,3 +147,39 @@ fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point: i32, act
 fn requantize_channel(acc: i32, channel: Channel, output_zero_point: i32, act_min: i32) -> u32 {
     return requantize(acc, channel.multiplier, channel.shift, output_zero_point, act_min, channel.act_max);
 }
+
+// The constants of the 16 output channels first.. of one output texel: texels (0, first + j) of `channels`.
+fn load_channels(channels: texture_2d<i32>, first: u32) -> array<Channel, 16> {
+    var c: array<Channel, 16>;
+    for (var j = 0u; j < 16u; j++) {
+        c[j] = channel_from_texel(textureLoad(channels, vec2<u32>(0u, first + j), 0));
+    }
+    return c;
+}
+
+// Four channels c0..c3 requantized and packed, from their sums acc and the pixel's Σx: the accumulator is
+// acc + offset − z_w·Σx (`Channel`); ops whose offset already holds the z_w terms pass Σx = 0.
+fn requantize_word(acc: vec4<i32>, sum_x: i32, c0: Channel, c1: Channel, c2: Channel, c3: Channel,
+                   output_zero_point: i32, act_min: i32) -> u32 {
+    let z = output_zero_point;
+    return pack_u8x4(vec4<u32>(
+        requantize_channel(acc.x + c0.offset - c0.weight_zero_point * sum_x, c0, z, act_min),
+        requantize_channel(acc.y + c1.offset - c1.weight_zero_point * sum_x, c1, z, act_min),
+        requantize_channel(acc.z + c2.offset - c2.weight_zero_point * sum_x, c2, z, act_min),
+        requantize_channel(acc.w + c3.offset - c3.weight_zero_point * sum_x, c3, z, act_min),
+    ));
+}
+
+// One output texel: channel 4k + j's sum in acc[k][j], requantized with c[4k + j] (see requantize_word).
+// Every index here is a constant: on CPU drivers (llvmpipe) an array indexed by a loop variable that the
+// compiler does not unroll lives in memory, read and written one lane at a time.
+fn requantize_texel(acc: array<vec4<i32>, 4>, sum_x: i32, c: array<Channel, 16>, output_zero_point: i32,
+                    act_min: i32) -> vec4<u32> {
+    let z = output_zero_point;
+    return vec4<u32>(
+        requantize_word(acc[0], sum_x, c[0], c[1], c[2], c[3], z, act_min),
+        requantize_word(acc[1], sum_x, c[4], c[5], c[6], c[7], z, act_min),
+        requantize_word(acc[2], sum_x, c[8], c[9], c[10], c[11], z, act_min),
+        requantize_word(acc[3], sum_x, c[12], c[13], c[14], c[15], z, act_min),
+    );
+}

@@ -21,7 +21,7 @@ pub struct PointwiseConv2dParams {
 const _: () = assert!(size_of::<PointwiseConv2dParams>() == 32);
 
 /// Pixels per invocation: `TILE_PIXELS` in the shader.
-const TILE_PIXELS: usize = 8;
+const TILE_PIXELS: usize = 4;
 
 pub(super) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
     let (ins, outs) = (layer.input_shape, layer.output_shape);
@@ -48,7 +48,7 @@ pub(super) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
         channels.push(Channel::new(layer, co, weight_sum, row_len as i32));
     }
     // One-pixel images (the classifier) stacked in y are one image of `batch` rows: one dispatch fills every
-    // invocation's tile (per image it would use 1 of 8 tile pixels and 1 of 64 lanes). Rows past a run's images
+    // invocation's tile (per image it would use 1 of 4 tile pixels and 1 of 64 lanes). Rows past a run's images
     // hold stale data; their results are never read.
     let per_image = ins.h * ins.w > 1;
     let height = if per_image { ins.h } else { batch };
