@@ -2,7 +2,8 @@
 // across channels, so there is nothing for dot4U8Packed to do: both inner-product paths run this same code.
 // With w' = w − z_w[c] and taps outside the image reading x = z_x (their products (x − z_x)·w' are 0):
 //   acc[c] = bias[c] + Σ_9 (x − z_x)·w' = Σ_9 x·w' + offset[c],   offset[c] = bias[c] − z_x·Σ_9 w'.
-// Each invocation computes TILE_PIXELS consecutive pixels of one output row × 16 channels.
+// Each invocation computes 8 consecutive pixels of one output row × 16 channels, written out rather than looped
+// over (see requantize_texel).
 // Activations: texel (x·groups + g, image·h + y) holds channels 16g..16g + 15 of pixel (y, x).
 // Weights: rgba32sint texel (4·tap + k, g), tap = 3·ky + kx, holds w' of channels 16g + 4k..16g + 4k + 3.
 // Channels: texel (0, c), `Channel` with offset as above and weight_zero_point 0.
@@ -32,60 +33,88 @@ struct DepthwiseConv2dParams {
 @group(0) @binding(4) var channels: texture_2d<i32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
-const TILE_PIXELS: u32 = 8u;
+
+// Where the taps of one row of the kernel read the input: row `ty` of the input texture, `inside` false for a row
+// above or below the image.
+struct InputRow {
+    ty: u32,
+    inside: bool,
+}
+
+// The texel of column ix (of the padded image) in `row`: the zero point's outside the image.
+fn load_input(row: InputRow, ix: u32, g: u32) -> vec4<u32> {
+    let inside = row.inside && ix < params.input_width;
+    let texel = textureLoad(input, vec2<u32>(min(ix, params.input_width - 1u) * params.groups + g, row.ty), 0);
+    return select(vec4<u32>(u32(params.input_zero_point) * ONES_U8X4), texel, inside);
+}
+
+// acc + one tap's products for one pixel: input texel x times the tap's w' (channel 4k + j in w[k][j]).
+fn accumulate_tap(acc: array<vec4<i32>, 4>, x: vec4<u32>, w: array<vec4<i32>, 4>) -> array<vec4<i32>, 4> {
+    let xb = unpack_texel(x);
+    return array<vec4<i32>, 4>(
+        acc[0] + vec4<i32>(xb[0]) * w[0],
+        acc[1] + vec4<i32>(xb[1]) * w[1],
+        acc[2] + vec4<i32>(xb[2]) * w[2],
+        acc[3] + vec4<i32>(xb[3]) * w[3],
+    );
+}
+
+// Requantize and store output pixel first + p of row `row` unless it is past the row's end.
+fn store_pixel(first: u32, p: u32, row: u32, g: u32, acc: array<vec4<i32>, 4>, c: array<Channel, 16>) {
+    let ox = first + p;
+    if ox >= params.output_width {
+        return;
+    }
+    let q = requantize_texel(acc, 0, c, params.output_zero_point, params.act_min);
+    textureStore(output, vec2<u32>(ox * params.groups + g, row), q);
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn depthwise_conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
-    let tiles = (params.output_width + TILE_PIXELS - 1u) / TILE_PIXELS;
+    let tiles = (params.output_width + 7u) / 8u;
     let oy = id.x / tiles;
     if oy >= params.output_height {
         return;
     }
-    let first = (id.x % tiles) * TILE_PIXELS;
+    let first = (id.x % tiles) * 8u;
     let g = id.y;
     let image = id.z;
-    let groups = params.groups;
-    let zero_texel = vec4<u32>(u32(params.input_zero_point) * ONES_U8X4);
+    let stride = params.stride;
 
     // acc[p][k]: channels 16g + 4k.. of pixel p; |acc| ≤ 2^30 + 9·255² < 2^31 (the true sum; wrapping is exact).
-    var acc = array<array<vec4<i32>, 4>, TILE_PIXELS>();
+    var acc = array<array<vec4<i32>, 4>, 8>();
     for (var ky = 0u; ky < 3u; ky++) {
         // Unsigned wrap-around makes rows above the image ≥ input_height as well.
-        let iy = oy * params.stride + ky - params.pad_top;
-        let row_inside = iy < params.input_height;
-        let ty = image * params.input_height + min(iy, params.input_height - 1u);
+        let iy = oy * stride + ky - params.pad_top;
+        let row = InputRow(image * params.input_height + min(iy, params.input_height - 1u), iy < params.input_height);
         for (var kx = 0u; kx < 3u; kx++) {
             let tap = 4u * (ky * 3u + kx);
-            var w = array<vec4<i32>, 4>();
-            for (var k = 0u; k < 4u; k++) {
-                w[k] = textureLoad(weights, vec2<u32>(tap + k, g), 0);
-            }
-            for (var p = 0u; p < TILE_PIXELS; p++) {
-                let ix = (first + p) * params.stride + kx - params.pad_left;
-                let inside = row_inside && ix < params.input_width;
-                let loaded = textureLoad(input, vec2<u32>(min(ix, params.input_width - 1u) * groups + g, ty), 0);
-                let xb = unpack_texel(select(zero_texel, loaded, inside));
-                for (var k = 0u; k < 4u; k++) {
-                    acc[p][k] += vec4<i32>(xb[k]) * w[k];
-                }
-            }
+            let w = array<vec4<i32>, 4>(
+                textureLoad(weights, vec2<u32>(tap, g), 0),
+                textureLoad(weights, vec2<u32>(tap + 1u, g), 0),
+                textureLoad(weights, vec2<u32>(tap + 2u, g), 0),
+                textureLoad(weights, vec2<u32>(tap + 3u, g), 0),
+            );
+            let ix = first * stride + kx - params.pad_left;
+            acc[0] = accumulate_tap(acc[0], load_input(row, ix, g), w);
+            acc[1] = accumulate_tap(acc[1], load_input(row, ix + stride, g), w);
+            acc[2] = accumulate_tap(acc[2], load_input(row, ix + 2u * stride, g), w);
+            acc[3] = accumulate_tap(acc[3], load_input(row, ix + 3u * stride, g), w);
+            acc[4] = accumulate_tap(acc[4], load_input(row, ix + 4u * stride, g), w);
+            acc[5] = accumulate_tap(acc[5], load_input(row, ix + 5u * stride, g), w);
+            acc[6] = accumulate_tap(acc[6], load_input(row, ix + 6u * stride, g), w);
+            acc[7] = accumulate_tap(acc[7], load_input(row, ix + 7u * stride, g), w);
         }
     }
 
-    let channel = g * 16u;
-    var q = array<array<u32, 16>, TILE_PIXELS>();
-    for (var j = 0u; j < 16u; j++) {
-        let c = channel_from_texel(textureLoad(channels, vec2<u32>(0u, channel + j), 0));
-        for (var p = 0u; p < TILE_PIXELS; p++) {
-            q[p][j] = requantize_channel(acc[p][j / 4u][j % 4u] + c.offset, c, params.output_zero_point, params.act_min);
-        }
-    }
+    let c = load_channels(channels, g * 16u);
     let row = image * params.output_height + oy;
-    for (var p = 0u; p < TILE_PIXELS; p++) {
-        let ox = first + p;
-        if ox >= params.output_width {
-            break;
-        }
-        textureStore(output, vec2<u32>(ox * groups + g, row), pack_texel(q[p]));
-    }
+    store_pixel(first, 0u, row, g, acc[0], c);
+    store_pixel(first, 1u, row, g, acc[1], c);
+    store_pixel(first, 2u, row, g, acc[2], c);
+    store_pixel(first, 3u, row, g, acc[3], c);
+    store_pixel(first, 4u, row, g, acc[4], c);
+    store_pixel(first, 5u, row, g, acc[5], c);
+    store_pixel(first, 6u, row, g, acc[6], c);
+    store_pixel(first, 7u, row, g, acc[7], c);
 }
