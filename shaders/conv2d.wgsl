@@ -1,7 +1,7 @@
 // Standard 3×3 convolution, TF SAME padding (src/cpu_ref/conv2d.rs): MobileNetV1's first layer, whose 3 input
 // channels are padded to 4 (pad activation = z_x, pad weight = z_w[c]: the pad products are 0). Taps outside the
 // image read the word of four z_x, which also contributes 0, so every pixel sums the same 9·4·input_words terms.
-// Each invocation computes 8 consecutive pixels of one output row × 16 output channels, written out rather than
+// Each invocation computes TILE_PIXELS consecutive pixels of one output row × 16 output channels, written out rather than
 // looped over (see requantize_texel).
 // Input: r32uint texel (x·input_words + k, image·h + y) holds channels 4k..4k + 3 of pixel (y, x).
 // Output: rgba32uint texel (x·output_groups + g, image·h' + y) holds channels 16g..16g + 15.
@@ -33,6 +33,8 @@ struct Conv2dParams {
 @group(0) @binding(4) var channels: texture_2d<i32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
+// Output pixels per invocation, written out one statement each below.
+const TILE_PIXELS: u32 = 8u;
 
 // Where the taps of one row of the kernel read the input: row `ty` of the input texture, `inside` false for a row
 // above or below the image.
@@ -101,12 +103,12 @@ fn store_pixel(first: u32, p: u32, row: u32, out_group: u32, s: PixelSums, c: ar
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
-    let tiles = (params.output_width + 7u) / 8u;
+    let tiles = (params.output_width + TILE_PIXELS - 1u) / TILE_PIXELS;
     let oy = id.x / tiles;
     if oy >= params.output_height {
         return;
     }
-    let first = (id.x % tiles) * 8u;
+    let first = (id.x % tiles) * TILE_PIXELS;
     let out_group = id.y;
     let image = id.z;
     let stride = params.stride;

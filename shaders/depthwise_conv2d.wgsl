@@ -2,7 +2,7 @@
 // across channels, so there is nothing for dot4U8Packed to do: both inner-product paths run this same code.
 // With w' = w − z_w[c] and taps outside the image reading x = z_x (their products (x − z_x)·w' are 0):
 //   acc[c] = bias[c] + Σ_9 (x − z_x)·w' = Σ_9 x·w' + offset[c],   offset[c] = bias[c] − z_x·Σ_9 w'.
-// Each invocation computes 8 consecutive pixels of one output row × 16 channels, written out rather than looped
+// Each invocation computes TILE_PIXELS consecutive pixels of one output row × 16 channels, written out rather than looped
 // over (see requantize_texel).
 // Activations: texel (x·groups + g, image·h + y) holds channels 16g..16g + 15 of pixel (y, x).
 // Weights: rgba32sint texel (4·tap + k, g), tap = 3·ky + kx, holds w' of channels 16g + 4k..16g + 4k + 3.
@@ -33,6 +33,8 @@ struct DepthwiseConv2dParams {
 @group(0) @binding(4) var channels: texture_2d<i32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
+// Output pixels per invocation, written out one statement each below.
+const TILE_PIXELS: u32 = 8u;
 
 // Where the taps of one row of the kernel read the input: row `ty` of the input texture, `inside` false for a row
 // above or below the image.
@@ -71,12 +73,12 @@ fn store_pixel(first: u32, p: u32, row: u32, g: u32, acc: array<vec4<i32>, 4>, c
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn depthwise_conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
-    let tiles = (params.output_width + 7u) / 8u;
+    let tiles = (params.output_width + TILE_PIXELS - 1u) / TILE_PIXELS;
     let oy = id.x / tiles;
     if oy >= params.output_height {
         return;
     }
-    let first = (id.x % tiles) * 8u;
+    let first = (id.x % tiles) * TILE_PIXELS;
     let g = id.y;
     let image = id.z;
     let stride = params.stride;

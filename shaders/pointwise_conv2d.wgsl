@@ -1,12 +1,12 @@
 // 1×1 convolution (src/cpu_ref/pointwise_conv2d.rs), also the classifier (src/cpu_ref/classifier.rs: the same
-// arithmetic on one pixel). Each invocation computes 4 pixels × 16 output channels (one output texel per pixel):
-// per input texel it fetches 4 activation and 16 weight texels for 64 dot_u8x4 per pixel.
+// arithmetic on one pixel). Each invocation computes TILE_PIXELS = 4 pixels × 16 output channels (one output
+// texel per pixel): per input texel it fetches 4 activation and 16 weight texels for 64 dot_u8x4 per pixel.
 // Activations: texel (x·groups + g, image·h + y) holds channels 16g..16g + 15 of pixel (y, x).
 // Weights: texel (g, c_out) holds input channels 16g..16g + 15 of output channel c_out; padded input channels hold
 // the channel's weight zero point, so (x − z_x)(w − z_w) = 0 there whatever x is.
 // Channels: texel (0, c_out), `Channel` with terms = 16·input_groups.
 // Dispatch (pixel tiles, output groups, images).
-// The 4 pixels and 4 groups of 4 output channels are written out, not looped over: see requantize_texel.
+// The 4 pixels and the 4 groups of 4 output channels are written out, not looped over: see requantize_texel.
 
 // Mirrors `PointwiseConv2dParams` in src/gpu/ops/pointwise_conv2d.rs.
 struct PointwiseConv2dParams {
@@ -29,6 +29,8 @@ struct PointwiseConv2dParams {
 @group(0) @binding(4) var channels: texture_2d<i32>;
 
 override WORKGROUP_SIZE: u32 = 64u;
+// Pixels per invocation, written out one statement each below.
+const TILE_PIXELS: u32 = 4u;
 
 // One pixel's 16 input channels: the texel and its bytes.
 struct Pixel {
@@ -99,7 +101,7 @@ fn store_pixel(first: u32, p: u32, texel: vec2<u32>, out_group: u32, acc: array<
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn pointwise_conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
-    let first = id.x * 4u;
+    let first = id.x * TILE_PIXELS;
     if first >= params.pixels {
         return;
     }
