@@ -73,38 +73,24 @@ fn pack_texel(q: array<u32, 16>) -> vec4<u32> {
     );
 }
 
-// The full 64-bit product of two u32 as (low, high) words, from 16-bit halves.
-fn mul_u32_wide(a: u32, b: u32) -> vec2<u32> {
-    let a_lo = a & 0xffffu;
-    let a_hi = a >> 16u;
-    let b_lo = b & 0xffffu;
-    let b_hi = b >> 16u;
-    let lo_lo = a_lo * b_lo;
-    let lo_hi = a_lo * b_hi;
-    // ≤ (2^16 − 1)² + 2·(2^16 − 1) = 2^32 − 1: no carry lost.
-    let cross = a_hi * b_lo + (lo_lo >> 16u) + (lo_hi & 0xffffu);
-    let low = (cross << 16u) | (lo_lo & 0xffffu);
-    let high = a_hi * b_hi + (cross >> 16u) + (lo_hi >> 16u);
-    return vec2<u32>(low, high);
-}
-
-// gemmlowp SaturatingRoundingDoublingHighMul: (a·b + nudge) / 2^31 truncated toward zero, with nudge 2^30 for
-// a·b ≥ 0 and 1 − 2^30 below. Worked on magnitudes: |a·b| ≤ 2^62, so |result| ≤ 2^31 − 1 outside the one
-// saturating case.
+// gemmlowp SaturatingRoundingDoublingHighMul for a multiplier b ≥ 0 (the only kind a model holds:
+// QuantModel::validate and the GPU plan refuse others), so it never saturates. gemmlowp adds the nudge 2^30 to
+// a·b ≥ 0, 1 − 2^30 below, and truncates toward zero; both cases equal floor((a·b + 2^30) / 2^31). That is built
+// from 16-bit halves a = a_hi·2^16 + a_lo (a_hi signed), b likewise:
+//   a·b = a_hi·b_hi·2^32 + (m1 + m2)·2^16 + l,  m1 = a_hi·b_lo, m2 = a_lo·b_hi (|m| < 2^31), l = a_lo·b_lo < 2^32.
+// With m = q·2^15 + r (0 ≤ r < 2^15), floor((a·b + 2^30) / 2^31) = 2·a_hi·b_hi + q1 + q2 + floor(t / 2^29),
+// t = (r1 + r2)·2^14 + l/4 + 2^28 < 2^32 (l's two low bits cannot carry past a multiple of 2^31). The true
+// result fits i32, so the sum may wrap on the way.
 fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
-    if a == I32_MIN && b == I32_MIN {
-        return I32_MAX;
-    }
-    let negative = (a < 0) != (b < 0);
-    // |i32::MIN| = 2^31 fits u32.
-    let magnitude_a = select(bitcast<u32>(a), 0u - bitcast<u32>(a), a < 0);
-    let magnitude_b = select(bitcast<u32>(b), 0u - bitcast<u32>(b), b < 0);
-    let product = mul_u32_wide(magnitude_a, magnitude_b);
-    let nudge = select(0x40000000u, 0x3fffffffu, negative);
-    let low = product.x + nudge;
-    let high = product.y + select(0u, 1u, low < nudge);
-    let magnitude = bitcast<i32>((high << 1u) | (low >> 31u));
-    return select(magnitude, -magnitude, negative);
+    let a_hi = a >> 16u;
+    let a_lo = a & 0xffff;
+    let b_hi = b >> 16u;
+    let b_lo = b & 0xffff;
+    let m1 = a_hi * b_lo;
+    let m2 = a_lo * b_hi;
+    let l = bitcast<u32>(a_lo) * bitcast<u32>(b_lo);
+    let t = bitcast<u32>(((m1 & 0x7fff) + (m2 & 0x7fff)) << 14u) + (l >> 2u) + 0x10000000u;
+    return 2 * a_hi * b_hi + (m1 >> 15u) + (m2 >> 15u) + bitcast<i32>(t >> 29u);
 }
 
 // gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero; exponent ≤ 31.

@@ -172,3 +172,14 @@ fn a_wrong_image_size_is_an_error_not_a_panic() {
     let error = plan.run(&gpu, &[&[1u8; 10]], Readback::Logits).expect_err("10 bytes is not an image");
     assert!(error.to_string().contains("10 bytes"), "{error}");
 }
+
+#[test]
+fn a_negative_multiplier_is_refused_not_miscomputed() {
+    let Some(gpu) = common::gpu_or_skip() else {
+        return;
+    };
+    let mut quant = common::random_quant_model(&mobilenet_v1(0.25, 32, SEED), SEED);
+    quant.layers[3].multipliers[5] = -(1 << 30);
+    let error = Plan::new(&gpu, &quant, 1, InnerProduct::FASTEST).err().expect("a negative multiplier is refused");
+    assert!(error.to_string().contains("multiplier -1073741824 is negative"), "{error}");
+}

@@ -173,6 +173,13 @@ fn check_per_channel(layer: &QLayer) -> Result<()> {
     if lens.iter().any(|&len| len != c) {
         return Err(unsupported(layer, format!("per-channel vectors have lengths {lens:?}, expected {c} each")));
     }
+    // The domain of the shaders' requantize, as QuantModel::validate checks it for model files.
+    if let Some(m) = layer.multipliers.iter().find(|&&m| m < 0) {
+        return Err(unsupported(layer, format!("multiplier {m} is negative")));
+    }
+    if let Some(s) = layer.shifts.iter().find(|s| !(-31..=30).contains(*s)) {
+        return Err(unsupported(layer, format!("shift {s} is outside [−31, 30]")));
+    }
     Ok(())
 }
 
