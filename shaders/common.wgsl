@@ -63,16 +63,6 @@ fn sum_u8x16(x_bytes: array<vec4<u32>, 4>) -> u32 {
     return dot(x_bytes[0] + x_bytes[1] + x_bytes[2] + x_bytes[3], vec4<u32>(1u));
 }
 
-// The texel of 16 requantized channels q[0..16].
-fn pack_texel(q: array<u32, 16>) -> vec4<u32> {
-    return vec4<u32>(
-        pack_u8x4(vec4<u32>(q[0], q[1], q[2], q[3])),
-        pack_u8x4(vec4<u32>(q[4], q[5], q[6], q[7])),
-        pack_u8x4(vec4<u32>(q[8], q[9], q[10], q[11])),
-        pack_u8x4(vec4<u32>(q[12], q[13], q[14], q[15])),
-    );
-}
-
 // gemmlowp SaturatingRoundingDoublingHighMul for a multiplier b ≥ 0 (the only kind a model holds:
 // QuantModel::validate and the GPU plan refuse others), so it never saturates. gemmlowp adds the nudge 2^30 to
 // a·b ≥ 0, 1 − 2^30 below, and truncates toward zero; both cases equal floor((a·b + 2^30) / 2^31). That is built

@@ -1,8 +1,8 @@
 // Standard 3×3 convolution, TF SAME padding (src/cpu_ref/conv2d.rs): MobileNetV1's first layer, whose 3 input
 // channels are padded to 4 (pad activation = z_x, pad weight = z_w[c]: the pad products are 0). Taps outside the
 // image read the word of four z_x, which also contributes 0, so every pixel sums the same 9·4·input_words terms.
-// Each invocation computes TILE_PIXELS consecutive pixels of one output row × 16 output channels, written out rather than
-// looped over (see requantize_texel).
+// Each invocation computes TILE_PIXELS consecutive pixels of one output row × 16 output channels, written out
+// rather than looped over (see requantize_texel).
 // Input: r32uint texel (x·input_words + k, image·h + y) holds channels 4k..4k + 3 of pixel (y, x).
 // Output: rgba32uint texel (x·output_groups + g, image·h' + y) holds channels 16g..16g + 15.
 // Weights: rgba32uint texel (tap·input_words + k, 4·g + i), tap = 3·ky + kx, holds in word j the input channels

@@ -2,8 +2,8 @@
 // across channels, so there is nothing for dot4U8Packed to do: both inner-product paths run this same code.
 // With w' = w − z_w[c] and taps outside the image reading x = z_x (their products (x − z_x)·w' are 0):
 //   acc[c] = bias[c] + Σ_9 (x − z_x)·w' = Σ_9 x·w' + offset[c],   offset[c] = bias[c] − z_x·Σ_9 w'.
-// Each invocation computes TILE_PIXELS consecutive pixels of one output row × 16 channels, written out rather than looped
-// over (see requantize_texel).
+// Each invocation computes TILE_PIXELS consecutive pixels of one output row × 16 channels, written out rather
+// than looped over (see requantize_texel).
 // Activations: texel (x·groups + g, image·h + y) holds channels 16g..16g + 15 of pixel (y, x).
 // Weights: rgba32sint texel (4·tap + k, g), tap = 3·ky + kx, holds w' of channels 16g + 4k..16g + 4k + 3.
 // Channels: texel (0, c), `Channel` with offset as above and weight_zero_point 0.
