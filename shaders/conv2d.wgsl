@@ -114,7 +114,7 @@ fn conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
     let stride = params.stride;
 
     // s[p]: pixel p's sums; acc ≤ 36·words·255² < 2^32 for words ≤ 1,837.
-    var s = array<PixelSums, 8>();
+    var s = array<PixelSums, TILE_PIXELS>();
     for (var ky = 0u; ky < 3u; ky++) {
         // Unsigned wrap-around makes rows above the image ≥ input_height as well.
         let iy = oy * stride + ky - params.pad_top;

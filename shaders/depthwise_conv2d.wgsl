@@ -84,7 +84,7 @@ fn depthwise_conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
     let stride = params.stride;
 
     // acc[p][k]: channels 16g + 4k.. of pixel p; |acc| ≤ 2^30 + 9·255² < 2^31 (the true sum; wrapping is exact).
-    var acc = array<array<vec4<i32>, 4>, 8>();
+    var acc = array<array<vec4<i32>, 4>, TILE_PIXELS>();
     for (var ky = 0u; ky < 3u; ky++) {
         // Unsigned wrap-around makes rows above the image ≥ input_height as well.
         let iy = oy * stride + ky - params.pad_top;

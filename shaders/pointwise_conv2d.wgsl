@@ -76,8 +76,9 @@ fn dot_channels(x: Pixel, w: Weights) -> vec4<u32> {
 }
 
 // acc[p] += four output channels' Σ x·w for each pixel p.
-fn accumulate(acc: array<vec4<u32>, 4>, x: array<Pixel, 4>, w: Weights) -> array<vec4<u32>, 4> {
-    return array<vec4<u32>, 4>(
+fn accumulate(acc: array<vec4<u32>, TILE_PIXELS>, x: array<Pixel, TILE_PIXELS>, w: Weights)
+    -> array<vec4<u32>, TILE_PIXELS> {
+    return array<vec4<u32>, TILE_PIXELS>(
         acc[0] + dot_channels(x[0], w),
         acc[1] + dot_channels(x[1], w),
         acc[2] + dot_channels(x[2], w),
@@ -110,7 +111,7 @@ fn pointwise_conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
     let groups = params.input_groups;
     // Pixels past the image's end read its last pixel; their results are not stored.
     let last = params.pixels - 1u;
-    let texels = array<vec2<u32>, 4>(
+    let texels = array<vec2<u32>, TILE_PIXELS>(
         pixel_texel(first, image, groups),
         pixel_texel(min(first + 1u, last), image, groups),
         pixel_texel(min(first + 2u, last), image, groups),
@@ -119,11 +120,11 @@ fn pointwise_conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
     let channel = out_group * 16u;
 
     // acc[k][p]: Σ x·w of output channels channel + 4k.. + 3 and pixel p; ≤ 1,024·255² < 2^27 for c_in ≤ 1,024.
-    var acc = array<array<vec4<u32>, 4>, 4>();
+    var acc = array<array<vec4<u32>, TILE_PIXELS>, 4>();
     var sum_x = vec4<u32>();
     for (var g = 0u; g < groups; g++) {
         let d = vec2<u32>(g, 0u);
-        let x = array<Pixel, 4>(
+        let x = array<Pixel, TILE_PIXELS>(
             load_pixel(texels[0] + d), load_pixel(texels[1] + d), load_pixel(texels[2] + d), load_pixel(texels[3] + d),
         );
         sum_x += vec4<u32>(sum_u8x16(x[0].bytes), sum_u8x16(x[1].bytes), sum_u8x16(x[2].bytes), sum_u8x16(x[3].bytes));
