@@ -124,7 +124,8 @@ fn requantize_channel(acc: i32, channel: Channel, output_zero_point: i32, act_mi
     return requantize(acc, channel.multiplier, channel.shift, output_zero_point, act_min, channel.act_max);
 }
 
-// The constants of the 16 output channels first.. of one output texel: texels (0, first + j) of `channels`.
+// The constants of the 16 output channels first.. of one output texel: texels (0, first + j) of `channels`. The
+// loop is short enough for drivers to unroll, which makes its indices constants (see requantize_texel).
 fn load_channels(channels: texture_2d<i32>, first: u32) -> array<Channel, 16> {
     var c: array<Channel, 16>;
     for (var j = 0u; j < 16u; j++) {

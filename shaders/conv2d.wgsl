@@ -62,6 +62,7 @@ fn load_input(row: InputRow, ix: u32, k: u32) -> u32 {
     return select(u32(params.input_zero_point) * ONES_U8X4, textureLoad(input, vec2<u32>(tx, row.ty), 0).x, inside);
 }
 
+// The loop is short enough for drivers to unroll, which makes its indices constants (see requantize_texel).
 fn load_weights(tap: u32, out_group: u32) -> Weights {
     var w: Weights;
     for (var i = 0u; i < 4u; i++) {

@@ -56,6 +56,7 @@ fn load_pixel(texel: vec2<u32>) -> Pixel {
     return Pixel(t, unpack_texel(t));
 }
 
+// The loop is short enough for drivers to unroll, which makes its indices constants (see requantize_texel).
 fn load_weights(g: u32, first: u32) -> Weights {
     var w: Weights;
     for (var k = 0u; k < 4u; k++) {
