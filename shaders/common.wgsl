@@ -124,6 +124,24 @@ fn requantize_channel(acc: i32, channel: Channel, output_zero_point: i32, act_mi
     return requantize(acc, channel.multiplier, channel.shift, output_zero_point, act_min, channel.act_max);
 }
 
+// Where the taps of one row of a kernel read the input: row `ty` of the input texture (row iy of image `image`,
+// clamped), `inside` false for a row above or below the image. Unsigned wrap-around makes rows above the image
+// ≥ input_height as well.
+struct InputRow {
+    ty: u32,
+    inside: bool,
+}
+
+fn input_row(image: u32, iy: u32, input_height: u32) -> InputRow {
+    return InputRow(image * input_height + min(iy, input_height - 1u), iy < input_height);
+}
+
+// A texel's 16 sums, accumulated in u32 (wrapping), as the i32 they stand for (their true values fit i32).
+fn sums_as_i32(acc: array<vec4<u32>, 4>) -> array<vec4<i32>, 4> {
+    return array<vec4<i32>, 4>(bitcast<vec4<i32>>(acc[0]), bitcast<vec4<i32>>(acc[1]), bitcast<vec4<i32>>(acc[2]),
+                               bitcast<vec4<i32>>(acc[3]));
+}
+
 // The constants of the 16 output channels first.. of one output texel: texels (0, first + j) of `channels`. The
 // loop is short enough for drivers to unroll, which makes its indices constants (see requantize_texel).
 fn load_channels(channels: texture_2d<i32>, first: u32) -> array<Channel, 16> {

@@ -36,13 +36,6 @@ override WORKGROUP_SIZE: u32 = 64u;
 // Output pixels per invocation, written out one statement each below.
 const TILE_PIXELS: u32 = 8u;
 
-// Where the taps of one row of the kernel read the input: row `ty` of the input texture, `inside` false for a row
-// above or below the image.
-struct InputRow {
-    ty: u32,
-    inside: bool,
-}
-
 // One tap's weights for input word k: the words of the 16 output channels (channel 4i + j in texels[i][j]).
 struct Weights {
     texels: array<vec4<u32>, 4>,
@@ -96,9 +89,7 @@ fn store_pixel(first: u32, p: u32, row: u32, out_group: u32, s: PixelSums, c: ar
     if ox >= params.output_width {
         return;
     }
-    let acc = array<vec4<i32>, 4>(bitcast<vec4<i32>>(s.acc[0]), bitcast<vec4<i32>>(s.acc[1]),
-                                  bitcast<vec4<i32>>(s.acc[2]), bitcast<vec4<i32>>(s.acc[3]));
-    let q = requantize_texel(acc, bitcast<i32>(s.sum_x), c, params.output_zero_point, params.act_min);
+    let q = requantize_texel(sums_as_i32(s.acc), bitcast<i32>(s.sum_x), c, params.output_zero_point, params.act_min);
     textureStore(output, vec2<u32>(ox * params.output_groups + out_group, row), q);
 }
 
@@ -117,9 +108,7 @@ fn conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
     // s[p]: pixel p's sums; acc ≤ 36·words·255² < 2^32 for words ≤ 1,837.
     var s = array<PixelSums, TILE_PIXELS>();
     for (var ky = 0u; ky < 3u; ky++) {
-        // Unsigned wrap-around makes rows above the image ≥ input_height as well.
-        let iy = oy * stride + ky - params.pad_top;
-        let row = InputRow(image * params.input_height + min(iy, params.input_height - 1u), iy < params.input_height);
+        let row = input_row(image, oy * stride + ky - params.pad_top, params.input_height);
         for (var kx = 0u; kx < 3u; kx++) {
             let ix = first * stride + kx - params.pad_left;
             for (var k = 0u; k < params.input_words; k++) {

@@ -36,13 +36,6 @@ override WORKGROUP_SIZE: u32 = 64u;
 // Output pixels per invocation, written out one statement each below.
 const TILE_PIXELS: u32 = 8u;
 
-// Where the taps of one row of the kernel read the input: row `ty` of the input texture, `inside` false for a row
-// above or below the image.
-struct InputRow {
-    ty: u32,
-    inside: bool,
-}
-
 // The texel of column ix (of the padded image) in `row`: the zero point's outside the image.
 fn load_input(row: InputRow, ix: u32, g: u32) -> vec4<u32> {
     let inside = row.inside && ix < params.input_width;
@@ -86,9 +79,7 @@ fn depthwise_conv2d(@builtin(global_invocation_id) id: vec3<u32>) {
     // acc[p][k]: channels 16g + 4k.. of pixel p; |acc| ≤ 2^30 + 9·255² < 2^31 (the true sum; wrapping is exact).
     var acc = array<array<vec4<i32>, 4>, TILE_PIXELS>();
     for (var ky = 0u; ky < 3u; ky++) {
-        // Unsigned wrap-around makes rows above the image ≥ input_height as well.
-        let iy = oy * stride + ky - params.pad_top;
-        let row = InputRow(image * params.input_height + min(iy, params.input_height - 1u), iy < params.input_height);
+        let row = input_row(image, oy * stride + ky - params.pad_top, params.input_height);
         for (var kx = 0u; kx < 3u; kx++) {
             let tap = 4u * (ky * 3u + kx);
             let w = array<vec4<i32>, 4>(

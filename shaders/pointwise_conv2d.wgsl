@@ -93,10 +93,7 @@ fn store_pixel(first: u32, p: u32, texel: vec2<u32>, out_group: u32, acc: array<
     if first + p >= params.pixels {
         return;
     }
-    let q = requantize_texel(
-        array<vec4<i32>, 4>(bitcast<vec4<i32>>(acc[0]), bitcast<vec4<i32>>(acc[1]), bitcast<vec4<i32>>(acc[2]),
-                            bitcast<vec4<i32>>(acc[3])),
-        bitcast<i32>(sum_x), c, params.output_zero_point, params.act_min);
+    let q = requantize_texel(sums_as_i32(acc), bitcast<i32>(sum_x), c, params.output_zero_point, params.act_min);
     let out_texel = vec2<u32>(texel.x / params.input_groups * params.output_groups + out_group, texel.y);
     textureStore(output, out_texel, q);
 }
