@@ -8,9 +8,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error(
         "no MobileNetV1 model found at {path}\n\
-         hint: download one of Google's published TF.js models, e.g.\n  \
-         https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json\n  \
-         (and every shard it lists, into the same folder), then pass --model FOLDER"
+         hint: `mnq-gpu download --list` lists Google's published models and `mnq-gpu download NAME` fetches one; \
+         then pass --model NAME (or --model with a TF.js folder or a .tflite file)"
     )]
     ModelNotFound { path: PathBuf },
 
@@ -47,6 +46,9 @@ pub enum Error {
 
     #[error("cannot draw chart {path}: {reason}")]
     Plot { path: PathBuf, reason: String },
+
+    #[error("cannot download {url}: {reason}")]
+    Download { url: String, reason: String },
 }
 
 impl Error {

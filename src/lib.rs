@@ -2,10 +2,13 @@
 //!
 //! The pipeline: [`model`] imports a TF.js layers MobileNetV1, [`preprocess`] turns images into its input,
 //! [`cpu_ref`] runs the float and integer reference forward passes, [`quant`] calibrates and quantizes
-//! (TF8, as in Sheng et al. 2018) and measures SQNR, and [`gpu`] runs the integer pipeline in WGSL.
+//! (TF8, as in Sheng et al. 2018) and measures SQNR, [`tflite`] imports TFLite's quantized models, and [`gpu`]
+//! runs the integer pipeline in WGSL.
 
 pub mod analysis;
+pub mod assets;
 pub mod cpu_ref;
+pub mod download;
 pub mod error;
 pub mod gpu;
 pub mod labels;
@@ -13,5 +16,6 @@ pub mod model;
 pub mod plot;
 pub mod preprocess;
 pub mod quant;
+pub mod tflite;
 
 pub use error::{Error, Result};

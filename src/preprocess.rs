@@ -5,24 +5,64 @@
 //! 2. central crop to 87.5 % of height and width (`tf.image.central_crop`: the start offset is truncated);
 //! 3. bilinear resize to the model's input size (`tf.image.resize_bilinear`, align_corners = false, no half-pixel
 //!    centres, as TF 1 did);
-//! 4. scale to [−1, 1]: x/127.5 − 1 for 8-bit values.
+//! 4. scale to the model's [`InputRange`]: x/127.5 − 1 ∈ [−1, 1] for 8-bit values (TF-slim), or a quantized
+//!    model's own input quantization applied to the pixel values (TFLite).
 //!
 //! The result is a float image [h, w, 3], NHWC.
 
 use crate::error::{Error, Result};
-use crate::model::Shape;
+use crate::model::{Model, Shape};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const CENTRAL_FRACTION: f64 = 0.875;
 
-/// Decode `path` and preprocess it for a model with input `input` ([h, w, 3]).
+/// How the decoded pixels p ∈ [0, 255] (after crop and resize) become the model's float input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputRange {
+    /// p/127.5 − 1 ∈ [−1, 1]: TF-slim's `preprocess_for_eval`, as the TF.js models were trained.
+    #[default]
+    SignedUnit,
+    /// scale·(p − zero_point): a quantized model's input quantization applied to the pixels, so that its uint8
+    /// input is the (resized, rounded) pixel itself, as TFLite's image classifiers take it (Google's quantized
+    /// MobileNets: scale 1/128, zero point 128).
+    Pixels { scale: f32, zero_point: i32 },
+}
+
+impl InputRange {
+    /// The float input of one channel value v = p/255 ∈ [0, 1].
+    fn apply(&self, value: f32) -> f32 {
+        match *self {
+            InputRange::SignedUnit => value * 2.0 - 1.0,
+            InputRange::Pixels { scale, zero_point } => scale * (value * 255.0 - zero_point as f32),
+        }
+    }
+}
+
+/// Decode `path` and preprocess it for a model with input `input` ([h, w, 3]), scaled to [−1, 1].
 pub fn load_image(path: &Path, input: Shape) -> Result<Vec<f32>> {
+    load_image_as(path, input, InputRange::SignedUnit)
+}
+
+/// Decode `path` and preprocess it as `model`'s input.
+pub fn load_model_input(path: &Path, model: &Model) -> Result<Vec<f32>> {
+    load_image_as(path, model.input_shape, model.input_range)
+}
+
+/// Decode `path` and preprocess it to `input` ([h, w, 3]) in `range`.
+pub fn load_image_as(path: &Path, input: Shape, range: InputRange) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Image { path: path.to_path_buf(), reason: e.to_string() })?;
+    decode_image(&bytes, path, input, range)
+}
+
+/// Decode the image file `bytes` (named `path` in errors) and preprocess it to `input` in `range`.
+pub fn decode_image(bytes: &[u8], path: &Path, input: Shape, range: InputRange) -> Result<Vec<f32>> {
     let bad = |reason: String| Error::Image { path: path.to_path_buf(), reason };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let reader =
-        image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| bad(e.to_string()))?;
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| bad(e.to_string()))?;
     match reader.format() {
-        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(&bytes) => {
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
             return Err(bad("truncated JPEG (no end-of-image marker after the scan data)".into()))
         }
         Some(image::ImageFormat::Jpeg | image::ImageFormat::Png) => {}
@@ -34,7 +74,7 @@ pub fn load_image(path: &Path, input: Shape) -> Result<Vec<f32>> {
     if width == 0 || height == 0 {
         return Err(bad("image has no pixels".into()));
     }
-    Ok(preprocess_rgb(rgb.as_raw(), height, width, input))
+    Ok(preprocess_rgb_as(rgb.as_raw(), height, width, input, range))
 }
 
 /// The JPEG decoder fills a truncated scan with grey rather than failing; a complete file has an end-of-image
@@ -44,8 +84,13 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     matches!((last_marker(0xDA), last_marker(0xD9)), (Some(scan), Some(end)) if end > scan)
 }
 
-/// Steps 2-4 on RGB floats in [0, 1], [height, width, 3].
+/// Steps 2-4 on RGB floats in [0, 1], [height, width, 3], scaled to [−1, 1].
 pub fn preprocess_rgb(rgb: &[f32], height: usize, width: usize, input: Shape) -> Vec<f32> {
+    preprocess_rgb_as(rgb, height, width, input, InputRange::SignedUnit)
+}
+
+/// Steps 2-4 on RGB floats in [0, 1], [height, width, 3], scaled to `range`.
+pub fn preprocess_rgb_as(rgb: &[f32], height: usize, width: usize, input: Shape, range: InputRange) -> Vec<f32> {
     let (top, crop_h) = central_crop(height);
     let (left, crop_w) = central_crop(width);
     let rows = resize_coordinates(crop_h, input.h);
@@ -58,7 +103,7 @@ pub fn preprocess_rgb(rgb: &[f32], height: usize, width: usize, input: Shape) ->
                 let upper = pixel(y0, x0, c) + (pixel(y0, x1, c) - pixel(y0, x0, c)) * fx;
                 let lower = pixel(y1, x0, c) + (pixel(y1, x1, c) - pixel(y1, x0, c)) * fx;
                 let value = upper + (lower - upper) * fy;
-                output.push(value * 2.0 - 1.0);
+                output.push(range.apply(value));
             }
         }
     }

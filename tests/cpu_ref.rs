@@ -5,7 +5,7 @@ use mnq_gpu::cpu_ref::{
     conv2d_f32, conv2d_u8, depthwise_conv2d_u8, global_avg_pool_u8, pointwise_conv2d_u8, run_f32, run_u8,
 };
 use mnq_gpu::labels::{read_list, top_k};
-use mnq_gpu::model::{same_padding, synthetic, Activation, Layer, Op, Shape};
+use mnq_gpu::model::{same_padding, synthetic, Activation, Layer, Op, Padding, Shape};
 use mnq_gpu::preprocess::load_image;
 use mnq_gpu::quant::{self, QLayer, QuantParams};
 use std::path::Path;
@@ -50,7 +50,7 @@ fn conv2d_f32_pads_bottom_right_at_stride_2() {
     input[15] = 100.0;
     let layer = Layer {
         name: "conv".into(),
-        op: Op::Conv2d { stride: 2 },
+        op: Op::Conv2d { stride: 2, padding: Padding::Same },
         input_shape: Shape::new(4, 4, 1),
         output_shape: Shape::new(2, 2, 1),
         kernel: vec![1.0; 9],
@@ -70,7 +70,7 @@ fn conv2d_u8_sums_zero_point_corrected_products() {
     let (ins, outs) = (Shape::new(2, 2, 3), Shape::new(1, 1, 2));
     // Weights w − z_w = 1 for output channel 0 and 2 for output channel 1, at every tap.
     let weights: Vec<u8> = (0..9 * 3).flat_map(|_| [3u8, 4]).collect();
-    let layer = qlayer(Op::Conv2d { stride: 2 }, ins, outs, weights, vec![100, -50]);
+    let layer = qlayer(Op::Conv2d { stride: 2, padding: Padding::Same }, ins, outs, weights, vec![100, -50]);
     // Σ(1..=12) = 78. Channel 0: (100 + 78) · 0.5 + 3 = 92. Channel 1: (−50 + 156) · 0.5 + 3 = 56.
     assert_eq!(conv2d_u8(&layer, &input), vec![92, 56]);
 }
@@ -81,7 +81,7 @@ fn depthwise_conv2d_u8_covers_corners_and_centre() {
     let input = vec![12u8; 36];
     let weights: Vec<u8> = (0..9).flat_map(|_| [3u8, 4, 5, 6]).collect();
     let shape = Shape::new(3, 3, 4);
-    let layer = qlayer(Op::DepthwiseConv2d { stride: 1 }, shape, shape, weights, vec![0; 4]);
+    let layer = qlayer(Op::DepthwiseConv2d { stride: 1, padding: Padding::Same }, shape, shape, weights, vec![0; 4]);
     let output = depthwise_conv2d_u8(&layer, &input);
     // Centre: 9 taps · 2 · (c + 1) · 0.5 + 3 = 9(c + 1) + 3. Corner: 4 taps → 4(c + 1) + 3. Edge: 6 taps.
     let at = |y: usize, x: usize, c: usize| output[(y * 3 + x) * 4 + c];

@@ -1,7 +1,7 @@
 //! TF.js import: every defect of a model directory is a clear error naming the file and the tensor.
 
 use mnq_gpu::model::tfjs::{load, TfjsModel};
-use mnq_gpu::model::Op;
+use mnq_gpu::model::{Op, Padding};
 use std::path::{Path, PathBuf};
 
 const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
@@ -11,7 +11,7 @@ const MODEL_1_0: &str = "../shared/models/mobilenet_v1_1.0_224";
 fn the_0_75_model_loads_with_its_topology() {
     let model = load(Path::new(MODEL_0_75)).unwrap();
     assert_eq!(model.layers.len(), 1 + 26 + 2);
-    assert_eq!(model.layers[0].op, Op::Conv2d { stride: 2 });
+    assert_eq!(model.layers[0].op, Op::Conv2d { stride: 2, padding: Padding::Same });
     assert_eq!(model.layers[0].output_shape.c, 24);
     let strides: Vec<usize> =
         model.layers.iter().filter(|l| matches!(l.op, Op::DepthwiseConv2d { .. })).map(|l| l.op.stride()).collect();

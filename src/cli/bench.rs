@@ -93,8 +93,8 @@ fn quantized_model(args: &BenchArgs) -> Result<QuantModel> {
             Ok(quant::quantize::quantize(&float, &calibration)?)
         }
         None => {
-            let float = args.model.float_model()?;
-            let mut models = args.model.quantized_models(&float)?;
+            let loaded = args.model.load()?;
+            let mut models = args.model.quantized_models(&loaded)?;
             Ok(models.swap_remove(0).model)
         }
     }

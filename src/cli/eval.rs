@@ -124,18 +124,19 @@ pub fn evaluate(
     limit: Option<usize>,
     check: bool,
 ) -> Result<Report> {
-    let float = model_args.float_model()?;
+    let loaded = model_args.load()?;
+    let float = &loaded.float;
     let list = match list {
         Some(list) => list.to_path_buf(),
         None => default_evaluation_list()?,
     };
-    let mut images = read_list(&list, float.classes())?;
+    let mut images = read_list(&list, float.imagenet_classes())?;
     images.truncate(limit.unwrap_or(usize::MAX));
-    let quantized = model_args.quantized_models(&float)?;
+    let quantized = model_args.quantized_models(&loaded)?;
     let mut engine = Engine::new(device, &quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
     // Folding, the zero-variance fix and equalization leave the float function as it is: only architecture
     // changes need their own float pass.
-    let own_float = |index: usize| quantized[index].scheme.architecture != Architecture::Original;
+    let own_float = |index: usize| quantized[index].scheme.architecture() != Architecture::Original;
     let mut original_float = Tally::default();
     let mut floats = vec![Tally::default(); quantized.len()];
     let mut int8s = vec![Tally::default(); quantized.len()];
@@ -143,7 +144,8 @@ pub fn evaluate(
     let bar = progress_bar(images.len(), "evaluating");
     for chunk in images.chunks(CHUNK) {
         let paths: Vec<&Path> = chunk.iter().map(|i| i.path.as_path()).collect();
-        let classes: Vec<usize> = chunk.iter().map(|i| i.class).collect();
+        // The output index of each label (TFLite models have a background output first).
+        let classes: Vec<usize> = chunk.iter().map(|i| float.output_of_class(i.class)).collect();
         let inputs = load_images(&paths, &float, "decoding")?;
 
         let start = Instant::now();

@@ -1,6 +1,8 @@
 //! The command line: one module per subcommand, shared arguments here.
 
 mod bench;
+mod download;
+mod dump;
 mod engine;
 mod eval;
 mod inspect;
@@ -13,9 +15,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mnq_gpu::model::{tfjs, Model};
-use mnq_gpu::quant::scheme::Scheme;
+use mnq_gpu::quant::scheme::{Architecture, Scheme};
 use mnq_gpu::quant::{self, QuantModel};
-use mnq_gpu::{labels, preprocess};
+use mnq_gpu::{assets, labels, preprocess, tflite};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,6 +57,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Regenerate RESULTS.md: every scheme's accuracy, SQNR charts, the 1.0 model's weight analysis.
     Report(report::ReportArgs),
+    /// Fetch Google's published MobileNetV1 models (TF.js or TFLite) by name into the local cache.
+    Download(download::DownloadArgs),
 }
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -66,6 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Report(args) => report::run(args),
+        Command::Download(args) => download::run(args),
     }
 }
 
@@ -89,24 +94,77 @@ pub struct DeviceArgs {
     pub adapter: Option<String>,
 }
 
+/// One `--scheme` entry: a scheme to calibrate, or `tflite`, the quantization a TFLite file holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SchemeChoice {
+    /// The TFLite file's own quantization, imported as it is.
+    File,
+    Calibrate(Scheme),
+}
+
+impl SchemeChoice {
+    /// The float architecture the scheme runs (only the study's architecture changes differ from the model's).
+    pub fn architecture(&self) -> Architecture {
+        match self {
+            SchemeChoice::File => Architecture::Original,
+            SchemeChoice::Calibrate(scheme) => scheme.architecture,
+        }
+    }
+}
+
+impl std::str::FromStr for SchemeChoice {
+    type Err = mnq_gpu::Error;
+
+    fn from_str(name: &str) -> Result<SchemeChoice, mnq_gpu::Error> {
+        if name == tflite::SCHEME {
+            Ok(SchemeChoice::File)
+        } else {
+            name.parse().map(SchemeChoice::Calibrate)
+        }
+    }
+}
+
+impl std::fmt::Display for SchemeChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchemeChoice::File => f.write_str(tflite::SCHEME),
+            SchemeChoice::Calibrate(scheme) => scheme.fmt(f),
+        }
+    }
+}
+
 /// A quantized model with the float model its scheme quantized (BatchNorm folded, transforms applied).
 pub struct Quantized {
-    pub scheme: Scheme,
+    pub scheme: SchemeChoice,
     pub float: Model,
     pub model: QuantModel,
+    /// For a TFLite file's own quantization: per layer, the index of the file's tensor that layer computes.
+    pub tflite_tensors: Option<Vec<usize>>,
+}
+
+/// The model a command runs: the float model, and what a TFLite file held.
+pub struct Loaded {
+    pub float: Model,
+    /// Where it came from, for reports: a folder, a file, or the built-in model.
+    pub source: PathBuf,
+    pub tflite: Option<tflite::Imported>,
 }
 
 /// Where the model comes from, shared by every subcommand.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// TF.js MobileNetV1 folder (model.json + shards). Default: ../shared/models/mobilenet_v1_0.75_224
-    /// (looked up beside and above the current folder and the source tree).
-    #[arg(long, value_name = "DIR")]
+    /// A TF.js MobileNetV1 folder (model.json + shards), a quantized TFLite file (.tflite), or a name that
+    /// `mnq-gpu download` fetched (e.g. mobilenet_v1_0.5_160_quant). Default: ../shared/models/mobilenet_v1_0.75_224
+    /// (looked up beside and above the current folder and the source tree), else the built-in
+    /// mobilenet_v1_0.25_128_quant.
+    #[arg(long, value_name = "DIR|FILE|NAME")]
     pub model: Option<PathBuf>,
     /// Quantization schemes, comma-separated: a preset (tf8, tf8-zero-var, per-channel, cle, cle-bc) with
-    /// optional modifiers (+mse, +zero-var, +per-channel, +relu, +dw-linear), e.g. `tf8,per-channel,cle-bc+mse`.
-    #[arg(long, value_name = "NAMES", value_delimiter = ',', default_value = "tf8")]
-    pub scheme: Vec<Scheme>,
+    /// optional modifiers (+mse, +zero-var, +per-channel, +relu, +dw-linear), e.g. `tf8,per-channel,cle-bc+mse`;
+    /// `tflite` is a TFLite file's own quantization. Default: tf8, and tflite for a TFLite model (other schemes
+    /// quantize the float model the file represents).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub scheme: Vec<SchemeChoice>,
     /// Quantized models written by `mnq-gpu quantize` (comma-separated), instead of calibrating --scheme.
     #[arg(long, value_name = "FILES", value_delimiter = ',')]
     pub quantized: Vec<PathBuf>,
@@ -116,32 +174,91 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn float_model(&self) -> Result<Model> {
-        Ok(tfjs::load(&model_dir(self.model.as_deref())?)?)
+    /// Load the model: a TF.js folder, a TFLite file, a downloaded model by name, or the default.
+    pub fn load(&self) -> Result<Loaded> {
+        let path = match &self.model {
+            Some(model) => resolve_model(model)?,
+            None => match find_shared(DEFAULT_MODEL) {
+                Some(dir) => dir,
+                None => {
+                    eprintln!(
+                        "model: the built-in {} (no {DEFAULT_MODEL} beside this folder; pass --model)",
+                        assets::EMBEDDED_MODEL_NAME
+                    );
+                    let name = assets::EMBEDDED_MODEL_NAME;
+                    let imported = tflite::from_bytes(assets::EMBEDDED_MODEL, name, Path::new("<built-in>"))?;
+                    let source = PathBuf::from(format!("<built-in {name}.tflite>"));
+                    return Ok(Loaded { float: imported.float.clone(), source, tflite: Some(imported) });
+                }
+            },
+        };
+        if tflite::is_tflite_path(&path) {
+            let imported = tflite::load(&path)?;
+            Ok(Loaded { float: imported.float.clone(), source: path, tflite: Some(imported) })
+        } else {
+            Ok(Loaded { float: tfjs::load(&path)?, source: path, tflite: None })
+        }
     }
 
-    /// The quantized models: read from --quantized, or calibrated now for each --scheme.
-    pub fn quantized_models(&self, float: &Model) -> Result<Vec<Quantized>> {
+    /// The --scheme entries, or the default: a TFLite file's own quantization, else tf8.
+    pub fn schemes(&self, loaded: &Loaded) -> Vec<SchemeChoice> {
+        match (self.scheme.is_empty(), &loaded.tflite) {
+            (false, _) => self.scheme.clone(),
+            (true, Some(_)) => vec![SchemeChoice::File],
+            (true, None) => vec![SchemeChoice::Calibrate(Scheme::tf8())],
+        }
+    }
+
+    /// The quantized models: read from --quantized, imported from a TFLite file, or calibrated now for each
+    /// --scheme.
+    pub fn quantized_models(&self, loaded: &Loaded) -> Result<Vec<Quantized>> {
+        let float = &loaded.float;
         if !self.quantized.is_empty() {
             return self.quantized.iter().map(|path| read_quantized(path, float)).collect();
         }
+        let schemes = self.schemes(loaded);
+        let calibrated: Vec<&Scheme> = schemes
+            .iter()
+            .filter_map(|s| match s {
+                SchemeChoice::Calibrate(scheme) => Some(scheme),
+                SchemeChoice::File => None,
+            })
+            .collect();
+        let inputs = if calibrated.is_empty() { Vec::new() } else { self.calibration_images(float, &calibrated)? };
+        schemes
+            .iter()
+            .map(|choice| match choice {
+                SchemeChoice::File => {
+                    let imported = loaded.tflite.as_ref().with_context(|| {
+                        format!("scheme `{}` is a TFLite file's own quantization; pass --model FILE.tflite", choice)
+                    })?;
+                    Ok(Quantized {
+                        scheme: SchemeChoice::File,
+                        float: imported.float.clone(),
+                        model: imported.model.clone(),
+                        tflite_tensors: Some(imported.tensors.clone()),
+                    })
+                }
+                SchemeChoice::Calibrate(scheme) => {
+                    let (prepared, model) = quant::quantize::quantize_scheme(float, scheme, &inputs)?;
+                    Ok(Quantized { scheme: choice.clone(), float: prepared, model, tflite_tensors: None })
+                }
+            })
+            .collect()
+    }
+
+    /// The preprocessed calibration images, for `schemes`.
+    fn calibration_images(&self, float: &Model, schemes: &[&Scheme]) -> Result<Vec<Vec<f32>>> {
         let list = self.calibration_list()?;
-        let images = labels::read_list(&list, float.classes())?;
+        let images = labels::read_list(&list, float.imagenet_classes())?;
         eprintln!(
             "calibrating {} on {} images of {} (save it once with `mnq-gpu quantize`)",
-            self.scheme.iter().map(Scheme::to_string).collect::<Vec<_>>().join(", "),
+            schemes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
             images.len(),
             list.display()
         );
         let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
-        let inputs = load_images(&paths, float, "calibrating")?;
-        self.scheme
-            .iter()
-            .map(|scheme| {
-                let (prepared, model) = quant::quantize::quantize_scheme(float, scheme, &inputs)?;
-                Ok(Quantized { scheme: scheme.clone(), float: prepared, model })
-            })
-            .collect()
+        load_images(&paths, float, "calibrating")
     }
 
     pub fn calibration_list(&self) -> Result<PathBuf> {
@@ -163,7 +280,23 @@ fn read_quantized(path: &Path, float: &Model) -> Result<Quantized> {
         float.name
     );
     let scheme: Scheme = model.scheme.parse().with_context(|| format!("{}: scheme", path.display()))?;
-    Ok(Quantized { float: quant::quantize::prepare(float, &scheme), scheme, model })
+    let float = quant::quantize::prepare(float, &scheme);
+    Ok(Quantized { float, scheme: SchemeChoice::Calibrate(scheme), model, tflite_tensors: None })
+}
+
+/// The model `--model` names: an existing folder or file, else a model `mnq-gpu download` fetched.
+fn resolve_model(model: &Path) -> Result<PathBuf> {
+    if model.exists() {
+        return Ok(model.to_path_buf());
+    }
+    let name = model.to_string_lossy();
+    if let Some(cached) = mnq_gpu::download::cached(&name) {
+        return Ok(cached);
+    }
+    if mnq_gpu::download::find(&name).is_ok() {
+        anyhow::bail!("{name} is not downloaded yet: `mnq-gpu download {name}` fetches it");
+    }
+    Err(mnq_gpu::Error::ModelNotFound { path: model.to_path_buf() }.into())
 }
 
 /// The model folder: `model`, or the default 0.75 model beside the repository.
@@ -191,7 +324,7 @@ pub fn load_images(paths: &[&Path], model: &Model, message: &'static str) -> Res
     let images = paths
         .par_iter()
         .map(|path| {
-            let image = preprocess::load_image(path, model.input_shape);
+            let image = preprocess::load_model_input(path, model);
             bar.inc(1);
             image
         })

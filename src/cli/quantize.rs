@@ -21,8 +21,9 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
         args.model.quantized.is_empty(),
         "quantize calibrates a float model; --quantized makes no sense here"
     );
-    let float = args.model.float_model()?;
-    let quantized = args.model.quantized_models(&float)?;
+    let loaded = args.model.load()?;
+    let float = &loaded.float;
+    let quantized = args.model.quantized_models(&loaded)?;
     for q in &quantized {
         let file_name = format!("{}_{}.safetensors", float.name, q.model.scheme.replace('+', "_"));
         let output = match &args.output {

@@ -3,12 +3,11 @@
 
 use super::eval::{evaluate, Report as EvalReport};
 use super::sqnr::{measure, write_charts, Report as SqnrReport};
-use super::{find_shared, DeviceArgs, ModelArgs};
+use super::{find_shared, DeviceArgs, ModelArgs, SchemeChoice};
 use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::analysis::{self, LayerAnalysis};
 use mnq_gpu::model::tfjs::TfjsModel;
-use mnq_gpu::quant::scheme::Scheme;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,7 +37,7 @@ pub struct ReportArgs {
     sqnr_images: usize,
 }
 
-fn schemes(names: &str) -> Vec<Scheme> {
+fn schemes(names: &str) -> Vec<SchemeChoice> {
     names.split(',').map(|name| name.parse().expect("a valid built-in scheme name")).collect()
 }
 

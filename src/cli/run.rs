@@ -1,20 +1,21 @@
 //! `mnq-gpu run IMAGE...`: top-k classes, float and int8 side by side; `--check` compares every layer of the
-//! int8 result with the CPU integer reference.
+//! int8 result with the CPU integer reference; `--dump` writes every layer's output.
 
 use super::engine::{check_layers, Engine, Mismatch};
-use super::{print_json, DeviceArgs, ModelArgs, EXIT_MISMATCH};
-use anyhow::Result;
+use super::{dump, print_json, DeviceArgs, ModelArgs, EXIT_MISMATCH};
+use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::labels::{class_id, class_name, softmax, top_k};
-use mnq_gpu::{cpu_ref, preprocess};
+use mnq_gpu::model::Model;
+use mnq_gpu::{assets, cpu_ref, preprocess};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// JPEG or PNG images.
-    #[arg(required = true, value_name = "IMAGE")]
+    /// JPEG or PNG images. Default: the built-in example photo (grace_hopper.jpg).
+    #[arg(value_name = "IMAGE")]
     images: Vec<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
@@ -30,11 +31,16 @@ pub struct RunArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Write each int8 pipeline's uint8 input and every layer's output as .npy files under DIR, with
+    /// DIR/manifest.json naming them (for comparisons with other runtimes: scripts/litert_crosscheck.py).
+    #[arg(long, value_name = "DIR")]
+    dump: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
 struct Prediction {
-    class: usize,
+    /// The ImageNet class (0-based, synset order); null for the background output of TFLite models.
+    class: Option<usize>,
     id: &'static str,
     name: String,
     probability: f32,
@@ -58,56 +64,75 @@ struct ImageResult {
     int8: Vec<Int8Result>,
 }
 
-fn predictions(logits: &[f32], k: usize) -> Vec<Prediction> {
+fn predictions(model: &Model, logits: &[f32], k: usize) -> Vec<Prediction> {
     let probabilities = softmax(logits);
     top_k(&probabilities, k)
         .into_iter()
-        .map(|class| Prediction {
-            class,
-            id: class_id(class).unwrap_or(""),
-            name: class_name(class),
-            probability: probabilities[class],
+        .map(|output| {
+            let class = model.class_of_output(output);
+            Prediction {
+                class,
+                id: class.and_then(class_id).unwrap_or(""),
+                name: class.map_or_else(|| "background".to_string(), class_name),
+                probability: probabilities[output],
+            }
         })
         .collect()
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let float = args.model.float_model()?;
-    let inputs = args
-        .images
-        .iter()
-        .map(|path| preprocess::load_image(path, float.input_shape))
-        .collect::<Result<Vec<_>, _>>()?;
-    let quantized = args.model.quantized_models(&float)?;
+    let loaded = args.model.load()?;
+    let float = &loaded.float;
+    let images = if args.images.is_empty() {
+        eprintln!("image: the built-in {}", assets::EXAMPLE_IMAGE_NAME);
+        vec![PathBuf::from(format!("<built-in {}>", assets::EXAMPLE_IMAGE_NAME))]
+    } else {
+        args.images.clone()
+    };
+    let inputs = if args.images.is_empty() {
+        vec![preprocess::decode_image(assets::EXAMPLE_IMAGE, &images[0], float.input_shape, float.input_range)?]
+    } else {
+        images.iter().map(|path| preprocess::load_model_input(path, float)).collect::<Result<Vec<_>, _>>()?
+    };
+    let quantized = args.model.quantized_models(&loaded)?;
     let mut engine = Engine::new(&args.device, &quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
     let k = usize::from(args.top);
 
-    let mut results: Vec<ImageResult> = args
-        .images
+    let all_layers = args.check || args.dump.is_some();
+    let mut dumped = Vec::new();
+    let mut results: Vec<ImageResult> = images
         .iter()
         .zip(&inputs)
         .map(|(image, input)| ImageResult {
             image: image.clone(),
             model: float.name.clone(),
-            float: predictions(&cpu_ref::run_f32(&float, input).pop().expect("layers"), k),
+            float: predictions(float, &cpu_ref::run_f32(float, input).pop().expect("layers"), k),
             int8: Vec::new(),
         })
         .collect();
     for (index, q) in quantized.iter().enumerate() {
         let int8_inputs: Vec<Vec<u8>> = inputs.iter().map(|input| q.model.quantize_input(input)).collect();
-        let outputs = engine.run(index, &q.model, &int8_inputs, args.check)?;
+        let outputs = engine.run(index, &q.model, &int8_inputs, all_layers)?;
+        if let Some(dir) = &args.dump {
+            for (i, ((image, input), layers)) in images.iter().zip(&int8_inputs).zip(&outputs).enumerate() {
+                dumped.push(dump::write_run(dir, i, image, q, engine.device(), input, layers)?);
+            }
+        }
         for ((result, input), layers) in results.iter_mut().zip(&int8_inputs).zip(&outputs) {
             let logits = q.model.dequantize_logits(layers.last().expect("layers"));
             let mismatches = args.check.then(|| check_layers(&q.model, input, layers).1);
             result.int8.push(Int8Result {
                 scheme: q.scheme.to_string(),
                 device: engine.device(),
-                top: predictions(&logits, k),
+                top: predictions(float, &logits, k),
                 mismatches,
             });
         }
     }
 
+    if let Some(dir) = &args.dump {
+        write_manifest(dir, &loaded, dumped)?;
+    }
     if args.json {
         print_json(&results)?;
     } else {
@@ -158,4 +183,18 @@ fn truncate(text: &str, max: usize) -> String {
     } else {
         text.chars().take(max - 1).chain(['…']).collect()
     }
+}
+
+fn write_manifest(dir: &Path, loaded: &super::Loaded, runs: Vec<dump::Run>) -> Result<()> {
+    let manifest = dump::Manifest {
+        model: loaded.float.name.clone(),
+        tflite: loaded.tflite.as_ref().map(|_| std::path::absolute(&loaded.source).unwrap_or(loaded.source.clone())),
+        tflite_type: loaded.tflite.as_ref().map(|t| t.element_type),
+        runs,
+    };
+    let path = dir.join("manifest.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {} and the .npy files it lists", path.display());
+    Ok(())
 }

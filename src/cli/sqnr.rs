@@ -63,14 +63,15 @@ pub fn run(args: SqnrArgs) -> Result<ExitCode> {
 
 /// Per-layer SQNR of every scheme, averaged over the first `count` images of `list` (default: evaluation list).
 pub fn measure(model_args: &ModelArgs, list: Option<&Path>, count: usize) -> Result<Report> {
-    let float = model_args.float_model()?;
+    let loaded = model_args.load()?;
+    let float = &loaded.float;
     let list = match list {
         Some(list) => list.to_path_buf(),
         None => default_evaluation_list()?,
     };
-    let mut images = read_list(&list, float.classes())?;
+    let mut images = read_list(&list, float.imagenet_classes())?;
     images.truncate(count);
-    let quantized = model_args.quantized_models(&float)?;
+    let quantized = model_args.quantized_models(&loaded)?;
     let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
     let inputs = load_images(&paths, &float, "decoding")?;
     let schemes: Vec<SchemeSqnr> = quantized

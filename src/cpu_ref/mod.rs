@@ -13,7 +13,7 @@ pub use depthwise_conv2d::{depthwise_conv2d_f32, depthwise_conv2d_u8};
 pub use global_avg_pool::{global_avg_pool_f32, global_avg_pool_u8};
 pub use pointwise_conv2d::{pointwise_conv2d_f32, pointwise_conv2d_u8};
 
-use crate::model::{same_padding, Activation, Layer, Model, Op, Shape};
+use crate::model::{Activation, Layer, Model, Op, Shape};
 use crate::quant::fixed_point::requantize;
 use crate::quant::{QLayer, QuantModel};
 
@@ -77,11 +77,13 @@ pub fn run_u8(model: &QuantModel, input: &[u8]) -> Vec<Vec<u8>> {
     outputs
 }
 
-/// The 3×3 window of output pixel (oy, ox) under TF SAME padding: (tap = ky·3 + kx, input pixel = iy·w + ix) for
-/// the taps inside the input. Padding taps are skipped: they hold 0 (the zero point when quantized) and add nothing.
-fn window_3x3(input: Shape, stride: usize, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> {
-    let (_, pad_y) = same_padding(input.h, 3, stride);
-    let (_, pad_x) = same_padding(input.w, 3, stride);
+/// The 3×3 window of output pixel (oy, ox) under the op's padding (TF SAME or VALID): (tap = ky·3 + kx, input
+/// pixel = iy·w + ix) for the taps inside the input. Padding taps are skipped: they hold 0 (the zero point when
+/// quantized) and add nothing.
+fn window_3x3(input: Shape, op: Op, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> {
+    let stride = op.stride();
+    let (_, pad_y) = op.window(input.h);
+    let (_, pad_x) = op.window(input.w);
     (0..9).filter_map(move |tap| {
         let iy = (oy * stride + tap / 3).checked_sub(pad_y).filter(|&iy| iy < input.h)?;
         let ix = (ox * stride + tap % 3).checked_sub(pad_x).filter(|&ix| ix < input.w)?;

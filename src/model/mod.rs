@@ -3,6 +3,7 @@
 pub mod synthetic;
 pub mod tfjs;
 
+pub use crate::preprocess::InputRange;
 use serde::{Deserialize, Serialize};
 
 /// Height, width, channels of one image's activation tensor, stored NHWC (channels fastest).
@@ -32,14 +33,34 @@ impl Shape {
     }
 }
 
+/// How a 3×3 window meets the border (TF's padding modes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// Output size ⌈input / stride⌉, padded with zeros (the zero point when quantized); the extra row/column at
+    /// stride 2 goes bottom/right. MobileNetV1's padding everywhere.
+    #[default]
+    Same,
+    /// No padding: only windows inside the input, output size ⌊(input − 3) / stride⌋ + 1.
+    Valid,
+}
+
 /// The operations of MobileNetV1. Kernel layouts are channels-last as in the TF.js files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Op {
-    /// Standard 3×3 convolution (the first layer), kernel [3, 3, c_in, c_out], TF SAME padding.
-    Conv2d { stride: usize },
-    /// Depthwise 3×3 convolution, depth multiplier 1, kernel [3, 3, c], TF SAME padding.
-    DepthwiseConv2d { stride: usize },
+    /// Standard 3×3 convolution (the first layer), kernel [3, 3, c_in, c_out].
+    Conv2d {
+        stride: usize,
+        #[serde(default)]
+        padding: Padding,
+    },
+    /// Depthwise 3×3 convolution, depth multiplier 1, kernel [3, 3, c].
+    DepthwiseConv2d {
+        stride: usize,
+        #[serde(default)]
+        padding: Padding,
+    },
     /// 1×1 convolution, kernel [c_in, c_out].
     PointwiseConv2d,
     /// Global average pool over height and width: [h, w, c] → [1, 1, c].
@@ -51,8 +72,20 @@ pub enum Op {
 impl Op {
     pub fn stride(&self) -> usize {
         match self {
-            Op::Conv2d { stride } | Op::DepthwiseConv2d { stride } => *stride,
+            Op::Conv2d { stride, .. } | Op::DepthwiseConv2d { stride, .. } => *stride,
             Op::PointwiseConv2d | Op::GlobalAvgPool | Op::Classifier => 1,
+        }
+    }
+
+    /// Output size along one axis of `input` and the padding before its first row/column: the 3×3 window of
+    /// the convolutions, and the identity for the others (the pool's output size is 1 whatever this says).
+    pub fn window(&self, input: usize) -> (usize, usize) {
+        match *self {
+            Op::Conv2d { stride, padding } | Op::DepthwiseConv2d { stride, padding } => match padding {
+                Padding::Same => same_padding(input, 3, stride),
+                Padding::Valid => (input.saturating_sub(3) / stride + usize::from(input >= 3), 0),
+            },
+            Op::PointwiseConv2d | Op::GlobalAvgPool | Op::Classifier => (input, 0),
         }
     }
 
@@ -126,13 +159,34 @@ pub struct Model {
     /// e.g. `mobilenet_v1_0.75_224`.
     pub name: String,
     pub input_shape: Shape,
+    /// How decoded pixels become the input.
+    pub input_range: InputRange,
     pub layers: Vec<Layer>,
+    /// Output 0 is TF-slim's background class and output i + 1 is ImageNet class i (Google's TFLite models,
+    /// 1,001 outputs); false: output i is class i (the TF.js models, 1,000 outputs).
+    pub background_class: bool,
     /// True for seeded random weights (benchmarks only).
     pub synthetic: bool,
 }
 
 impl Model {
+    /// Outputs of the classifier.
     pub fn classes(&self) -> usize {
         self.layers.last().map_or(0, |layer| layer.output_shape.c)
+    }
+
+    /// ImageNet classes the outputs cover (the background output excluded).
+    pub fn imagenet_classes(&self) -> usize {
+        self.classes() - usize::from(self.background_class)
+    }
+
+    /// The output index of ImageNet class `class`.
+    pub fn output_of_class(&self, class: usize) -> usize {
+        class + usize::from(self.background_class)
+    }
+
+    /// The ImageNet class of output `index`; `None` for the background output.
+    pub fn class_of_output(&self, index: usize) -> Option<usize> {
+        index.checked_sub(usize::from(self.background_class))
     }
 }

@@ -1,7 +1,7 @@
 //! The MobileNetV1 architecture for any width and input size, with seeded random weights: benchmarks of
 //! architectures whose weights are not here (e.g. 1.0 × 224). Never used for accuracy.
 
-use super::{same_padding, Activation, BatchNorm, Layer, Model, Op, Shape};
+use super::{same_padding, Activation, BatchNorm, InputRange, Layer, Model, Op, Padding, Shape};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -62,9 +62,9 @@ pub fn mobilenet_v1(alpha: f32, input_size: usize, seed: u64) -> Model {
         Layer { name, op, input_shape, output_shape, kernel, bias, batch_norm, activation, clip_max: None }
     };
     let mut channels = scaled_channels(32, alpha);
-    layers.push(push("conv1".into(), Op::Conv2d { stride: 2 }, channels, &mut shape, &mut rng));
+    layers.push(push("conv1".into(), Op::Conv2d { stride: 2, padding: Padding::Same }, channels, &mut shape, &mut rng));
     for (i, &(filters, stride)) in BLOCKS.iter().enumerate() {
-        let dw = Op::DepthwiseConv2d { stride };
+        let dw = Op::DepthwiseConv2d { stride, padding: Padding::Same };
         layers.push(push(format!("conv_dw_{}", i + 1), dw, channels, &mut shape, &mut rng));
         channels = scaled_channels(filters, alpha);
         layers.push(push(format!("conv_pw_{}", i + 1), Op::PointwiseConv2d, channels, &mut shape, &mut rng));
@@ -74,7 +74,9 @@ pub fn mobilenet_v1(alpha: f32, input_size: usize, seed: u64) -> Model {
     Model {
         name: format!("mobilenet_v1_{}_{input_size}", width_label(alpha)),
         input_shape: Shape::new(input_size, input_size, 3),
+        input_range: InputRange::SignedUnit,
         layers,
+        background_class: false,
         synthetic: true,
     }
 }

@@ -5,7 +5,7 @@
 //! little-endian float32. The layer list, widths, strides and BatchNorm epsilon come from the topology, so every
 //! published MobileNetV1 width and input size loads. Every defect is an [`Error`] naming the file and tensor.
 
-use super::{same_padding, Activation, BatchNorm, Layer, Model, Op, Shape};
+use super::{same_padding, Activation, BatchNorm, InputRange, Layer, Model, Op, Padding, Shape};
 use crate::error::{Error, Result};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -267,8 +267,8 @@ impl TfjsModel {
                     }
                     let is_classifier = layers.last().is_some_and(|l| l.op == Op::GlobalAvgPool);
                     let op = match (class, kernel) {
-                        ("Conv2D", (3, 3)) if layers.is_empty() => Op::Conv2d { stride: sy },
-                        ("DepthwiseConv2D", (3, 3)) => Op::DepthwiseConv2d { stride: sy },
+                        ("Conv2D", (3, 3)) if layers.is_empty() => Op::Conv2d { stride: sy, padding: Padding::Same },
+                        ("DepthwiseConv2D", (3, 3)) => Op::DepthwiseConv2d { stride: sy, padding: Padding::Same },
                         ("Conv2D", (1, 1)) if is_classifier => Op::Classifier,
                         ("Conv2D", (1, 1)) => Op::PointwiseConv2d,
                         _ => return Err(topology_error(&name, format!("{class} with kernel {kernel:?} here"))),
@@ -362,6 +362,13 @@ impl TfjsModel {
             });
         }
         let name = self.dir.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
-        Ok(Model { name, input_shape, layers, synthetic: false })
+        Ok(Model {
+            name,
+            input_shape,
+            input_range: InputRange::SignedUnit,
+            layers,
+            background_class: false,
+            synthetic: false,
+        })
     }
 }

@@ -103,8 +103,8 @@ impl QuantModel {
                 return fail("input quantization differs from the previous layer's output".into());
             }
             let (ins, outs) = (layer.input_shape, layer.output_shape);
-            let (h, _) = crate::model::same_padding(ins.h, 3, layer.op.stride());
-            let (w, _) = crate::model::same_padding(ins.w, 3, layer.op.stride());
+            let (h, _) = layer.op.window(ins.h);
+            let (w, _) = layer.op.window(ins.w);
             let (expected_out, weights) = match layer.op {
                 Op::Conv2d { .. } => (Shape::new(h, w, outs.c), 9 * ins.c * outs.c),
                 Op::DepthwiseConv2d { .. } => (Shape::new(h, w, ins.c), 9 * ins.c),

@@ -4,7 +4,6 @@ use super::{
     check_weights_len, groups, input_words, unsupported, workgroups, Channel, LayerSetup, WeightsTexture,
     TEXEL_CHANNELS,
 };
-use crate::model::same_padding;
 use crate::quant::QLayer;
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
@@ -34,10 +33,10 @@ const TILE_PIXELS: usize = 8;
 pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     let (ins, outs, stride) = (layer.input_shape, layer.output_shape, layer.op.stride());
     check_weights_len(layer, 9 * ins.c * outs.c)?;
-    let (output_height, pad_top) = same_padding(ins.h, 3, stride);
-    let (output_width, pad_left) = same_padding(ins.w, 3, stride);
+    let (output_height, pad_top) = layer.op.window(ins.h);
+    let (output_width, pad_left) = layer.op.window(ins.w);
     if (output_height, output_width) != (outs.h, outs.w) {
-        return Err(unsupported(layer, format!("output {outs:?} is not the SAME convolution of {ins:?}")));
+        return Err(unsupported(layer, format!("output {outs:?} is not the {:?} convolution of {ins:?}", layer.op)));
     }
     let words = input_words(ins);
     let output_groups = groups(outs.c);

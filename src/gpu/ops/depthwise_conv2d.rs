@@ -1,7 +1,6 @@
 //! Depthwise 3×3 convolution. Mirrors shaders/depthwise_conv2d.wgsl.
 
 use super::{check_weights_len, groups, unsupported, workgroups, Channel, LayerSetup, WeightsTexture, TEXEL_CHANNELS};
-use crate::model::same_padding;
 use crate::quant::QLayer;
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
@@ -31,10 +30,10 @@ const TILE_PIXELS: usize = 8;
 pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     let (ins, outs, stride) = (layer.input_shape, layer.output_shape, layer.op.stride());
     check_weights_len(layer, 9 * outs.c)?;
-    let (output_height, pad_top) = same_padding(ins.h, 3, stride);
-    let (output_width, pad_left) = same_padding(ins.w, 3, stride);
+    let (output_height, pad_top) = layer.op.window(ins.h);
+    let (output_width, pad_left) = layer.op.window(ins.w);
     if (output_height, output_width, ins.c) != (outs.h, outs.w, outs.c) {
-        return Err(unsupported(layer, format!("output {outs:?} is not the SAME depthwise convolution of {ins:?}")));
+        return Err(unsupported(layer, format!("output {outs:?} is not the {:?} convolution of {ins:?}", layer.op)));
     }
     let groups = groups(outs.c);
     let padded = groups * TEXEL_CHANNELS;

@@ -1,0 +1,736 @@
+//! Import of a TFLite flatbuffer holding MobileNetV1: a chain of CONV_2D, DEPTHWISE_CONV_2D (depth multiplier 1),
+//! AVERAGE_POOL_2D over the whole image, RESHAPE and SOFTMAX, with fused RELU6, RELU or no activation and SAME or
+//! VALID padding, in one of TFLite's two integer conventions:
+//!
+//! - uint8, per-tensor asymmetric weights and activations (Google's quantization-aware-trained MobileNets);
+//! - int8, per-channel symmetric weights (zero point 0) and per-tensor asymmetric activations (what today's
+//!   TFLite converter writes). They map exactly onto the engine's u8 arithmetic by adding 128 to every value and
+//!   zero point: (x + 128) − (z_x + 128) = x − z_x, so every accumulator, and each output (clamped to the limits
+//!   + 128), is TFLite's + 128.
+//!
+//! The result is an ordinary [`QuantModel`], with the requantization constants TFLite's kernels derive from the
+//! file's scales, and the float [`Model`] the file represents: its dequantized weights and biases, for SQNR.
+
+use super::codes;
+use super::schema_generated::tflite as fb;
+use crate::error::{Error, Result};
+use crate::model::{Activation, InputRange, Layer, Model, Op, Padding, Shape};
+use crate::quant::fixed_point::quantize_multiplier;
+use crate::quant::quantize::BIAS_LIMIT;
+use crate::quant::{QLayer, QuantModel, QuantParams};
+use planus::ReadAsRoot;
+use std::path::{Path, PathBuf};
+
+/// A TFLite file's model, in both forms, and where each layer's output is in the file.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub model: QuantModel,
+    /// The float model the file represents (dequantized weights and biases).
+    pub float: Model,
+    /// Per layer of `model`: the index in the file's subgraph of the tensor that layer computes.
+    pub tensors: Vec<usize>,
+    pub element_type: ElementType,
+}
+
+/// The integer type of a file's activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElementType {
+    Uint8,
+    Int8,
+}
+
+impl ElementType {
+    /// The engine's u8 for a raw byte of this type: itself, or the int8 value + 128.
+    fn to_u8(self, raw: u8) -> u8 {
+        match self {
+            ElementType::Uint8 => raw,
+            ElementType::Int8 => raw ^ 0x80,
+        }
+    }
+
+    /// The engine's zero point for a zero point of this type, if it is in the type's range.
+    fn zero_point(self, zero_point: i64) -> Option<i32> {
+        let shifted = match self {
+            ElementType::Uint8 => zero_point,
+            ElementType::Int8 => zero_point + 128,
+        };
+        (0..=255).contains(&shifted).then_some(shifted as i32)
+    }
+
+    fn code(self) -> i8 {
+        match self {
+            ElementType::Uint8 => codes::UINT8,
+            ElementType::Int8 => codes::INT8,
+        }
+    }
+}
+
+/// Read and import `path`; the model is named after the file's stem.
+pub fn load(path: &Path) -> Result<Imported> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let name = path.file_stem().map_or_else(|| "tflite".to_string(), |s| s.to_string_lossy().into_owned());
+    from_bytes(&bytes, &name, path)
+}
+
+/// Import the TFLite file `bytes`, naming the model `name` and the file `source` in errors.
+pub fn from_bytes(bytes: &[u8], name: &str, source: &Path) -> Result<Imported> {
+    let fail = |reason: String| Error::ModelFile { file: source.to_path_buf(), reason };
+    if bytes.len() < 8 || &bytes[4..8] != b"TFL3" {
+        return Err(fail("not a TFLite file: no `TFL3` flatbuffer identifier at bytes 4..8".into()));
+    }
+    let root = fb::ModelRef::read_as_root(bytes).map_err(|e| fail(format!("malformed TFLite flatbuffer: {e}")))?;
+    let model = fb::Model::try_from(root).map_err(|e| fail(format!("malformed TFLite flatbuffer: {e}")))?;
+    if model.version != 3 {
+        return Err(fail(format!("TFLite schema version {}, this program reads version 3", model.version)));
+    }
+    let subgraphs = model.subgraphs.as_deref().unwrap_or_default();
+    let [graph] = subgraphs else {
+        return Err(fail(format!("{} subgraphs; a MobileNetV1 file has exactly one", subgraphs.len())));
+    };
+    let file = File { source: source.to_path_buf(), bytes, model: &model, graph };
+    file.import(name)
+}
+
+/// One file being imported.
+struct File<'a> {
+    source: PathBuf,
+    bytes: &'a [u8],
+    model: &'a fb::Model,
+    graph: &'a fb::SubGraph,
+}
+
+/// A tensor with its parsed quantization.
+struct Quantized<'a> {
+    index: usize,
+    tensor: &'a fb::Tensor,
+    scales: Vec<f32>,
+    zero_points: Vec<i64>,
+}
+
+impl Quantized<'_> {
+    fn name(&self) -> &str {
+        self.tensor.name.as_deref().unwrap_or("")
+    }
+
+    fn shape(&self) -> &[i32] {
+        self.tensor.shape.as_deref().unwrap_or_default()
+    }
+}
+
+/// The activation being chained from operator to operator.
+#[derive(Clone, Copy)]
+struct Current {
+    tensor: usize,
+    shape: Shape,
+    params: QuantParams,
+}
+
+impl File<'_> {
+    fn error(&self, reason: String) -> Error {
+        Error::ModelFile { file: self.source.clone(), reason }
+    }
+
+    fn tensors(&self) -> &[fb::Tensor] {
+        self.graph.tensors.as_deref().unwrap_or_default()
+    }
+
+    /// Tensor `index` with its quantization, named `role` in errors.
+    fn tensor(&self, index: i32, role: &str) -> Result<Quantized<'_>> {
+        let tensor = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.tensors().get(i).map(|t| (i, t)))
+            .ok_or_else(|| self.error(format!("{role} refers to tensor {index}, which does not exist")))?;
+        let (index, tensor) = tensor;
+        let quantization = tensor.quantization.as_deref();
+        let scales = quantization.and_then(|q| q.scale.clone()).unwrap_or_default();
+        let zero_points = quantization.and_then(|q| q.zero_point.clone()).unwrap_or_default();
+        Ok(Quantized { index, tensor, scales, zero_points })
+    }
+
+    /// The constant data of `tensor`: the bytes of its buffer, which must hold exactly `len` bytes.
+    fn data(&self, tensor: &Quantized, len: usize) -> Result<&[u8]> {
+        let fail = |reason: String| self.error(format!("tensor `{}`: {reason}", tensor.name()));
+        let buffers = self.model.buffers.as_deref().unwrap_or_default();
+        let buffer = buffers.get(tensor.tensor.buffer as usize).ok_or_else(|| {
+            fail(format!("buffer {} does not exist ({} buffers)", tensor.tensor.buffer, buffers.len()))
+        })?;
+        let data: &[u8] = match &buffer.data {
+            Some(data) if !data.is_empty() => data,
+            // Files over 2 GB keep buffers outside the flatbuffer, `offset` bytes from the start of the file.
+            _ if buffer.offset > 1 => {
+                let start = usize::try_from(buffer.offset).unwrap_or(usize::MAX);
+                let end = start.saturating_add(usize::try_from(buffer.size).unwrap_or(usize::MAX));
+                self.bytes.get(start..end).ok_or_else(|| {
+                    fail(format!("its data at bytes {start}..{end} lies outside the file ({} bytes)", self.bytes.len()))
+                })?
+            }
+            _ => &[],
+        };
+        if data.len() != len {
+            return Err(fail(format!("holds {} bytes of data, its shape needs {len}", data.len())));
+        }
+        Ok(data)
+    }
+
+    /// Check that `tensor` is an activation of `element_type`, quantized per tensor, of 4-D shape [1, h, w, c].
+    fn activation(&self, tensor: &Quantized, element_type: ElementType) -> Result<(Shape, QuantParams)> {
+        let fail = |reason: String| self.error(format!("tensor `{}`: {reason}", tensor.name()));
+        self.check_type(tensor, element_type)?;
+        let shape = match *tensor.shape() {
+            [1, h, w, c] if h > 0 && w > 0 && c > 0 => Shape::new(h as usize, w as usize, c as usize),
+            [1, c] if c > 0 => Shape::new(1, 1, c as usize),
+            ref other => return Err(fail(format!("shape {other:?} is not [1, height, width, channels]"))),
+        };
+        let (&[scale], &[zero_point]) = (tensor.scales.as_slice(), tensor.zero_points.as_slice()) else {
+            return Err(fail(format!(
+                "activations need one scale and zero point, it has {} and {}",
+                tensor.scales.len(),
+                tensor.zero_points.len()
+            )));
+        };
+        let zero_point = element_type
+            .zero_point(zero_point)
+            .ok_or_else(|| fail(format!("zero point {zero_point} is out of range for its type")))?;
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(fail(format!("scale {scale} is not a positive number")));
+        }
+        Ok((shape, QuantParams { scale, zero_point }))
+    }
+
+    fn check_type(&self, tensor: &Quantized, element_type: ElementType) -> Result<()> {
+        let found = tensor.tensor.type_;
+        if found == element_type.code() {
+            return Ok(());
+        }
+        let hint = if found == codes::FLOAT32 {
+            "; this is a float model: mnq-gpu runs quantized (uint8 or int8) TFLite models"
+        } else {
+            ""
+        };
+        Err(self.error(format!(
+            "tensor `{}` is {}, expected {} like the model's input{hint}",
+            tensor.name(),
+            codes::tensor_type_name(found),
+            codes::tensor_type_name(element_type.code()),
+        )))
+    }
+
+    fn import(&self, name: &str) -> Result<Imported> {
+        let inputs = self.graph.inputs.as_deref().unwrap_or_default();
+        let outputs = self.graph.outputs.as_deref().unwrap_or_default();
+        let (&[input], &[output]) = (inputs, outputs) else {
+            return Err(self.error(format!(
+                "the graph has {} inputs and {} outputs; MobileNetV1 has one of each",
+                inputs.len(),
+                outputs.len()
+            )));
+        };
+        let input = self.tensor(input, "the graph's input")?;
+        let element_type = match input.tensor.type_ {
+            codes::UINT8 => ElementType::Uint8,
+            codes::INT8 => ElementType::Int8,
+            codes::FLOAT32 => {
+                return Err(self.error(format!(
+                    "the input `{}` is FLOAT32: this is a float model; mnq-gpu runs quantized (uint8 or int8) TFLite \
+                     models",
+                    input.name()
+                )))
+            }
+            other => {
+                return Err(self.error(format!(
+                    "the input `{}` is {}; mnq-gpu runs uint8 or int8 models",
+                    input.name(),
+                    codes::tensor_type_name(other)
+                )))
+            }
+        };
+        let (input_shape, input_params) = self.activation(&input, element_type)?;
+        if input_shape.c != 3 {
+            return Err(self.error(format!(
+                "the input `{}` has {} channels, not 3 (RGB)",
+                input.name(),
+                input_shape.c
+            )));
+        }
+        let mut current = Current { tensor: input.index, shape: input_shape, params: input_params };
+        let mut layers = Vec::new();
+        let mut float_layers = Vec::new();
+        let mut tensors = Vec::new();
+        let mut namer = LayerNamer::default();
+        let operators = self.graph.operators.as_deref().unwrap_or_default();
+        let mut finished = false;
+        for (position, operator) in operators.iter().enumerate() {
+            let code = self.operator_code(operator, position)?;
+            let context = OperatorContext { position, name: codes::operator_name(code) };
+            if finished {
+                return Err(self.error(format!("{context}: operators after the SOFTMAX are not supported")));
+            }
+            let op_inputs = operator.inputs.as_deref().unwrap_or_default();
+            let op_outputs = operator.outputs.as_deref().unwrap_or_default();
+            let (Some(&first), &[out]) = (op_inputs.first(), op_outputs) else {
+                return Err(self.error(format!("{context}: needs an input and exactly one output")));
+            };
+            if usize::try_from(first).ok() != Some(current.tensor) {
+                return Err(self.error(format!(
+                    "{context}: its input is tensor {first}, not the previous operator's output {} (mnq-gpu runs a \
+                     chain of operators)",
+                    current.tensor
+                )));
+            }
+            let output = self.tensor(out, &format!("{context}'s output"))?;
+            let (output_shape, output_params) = self.activation(&output, element_type)?;
+            let step =
+                Step { context: &context, operator, inputs: op_inputs, input: current, output_shape, output_params };
+            let layer = match code {
+                codes::CONV_2D | codes::DEPTHWISE_CONV_2D => {
+                    Some(self.convolution(&step, code == codes::DEPTHWISE_CONV_2D, element_type, &mut namer)?)
+                }
+                codes::AVERAGE_POOL_2D => Some(self.average_pool(&step, &mut namer)?),
+                codes::RESHAPE => {
+                    self.reshape(&step)?;
+                    None
+                }
+                codes::SOFTMAX => {
+                    self.softmax(&step)?;
+                    finished = true;
+                    None
+                }
+                _ => {
+                    return Err(self.error(format!(
+                        "{context} is not supported: mnq-gpu imports CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, \
+                         RESHAPE and SOFTMAX"
+                    )))
+                }
+            };
+            if let Some((qlayer, layer)) = layer {
+                layers.push(qlayer);
+                float_layers.push(layer);
+                tensors.push(output.index);
+            }
+            current = Current { tensor: output.index, shape: output_shape, params: output_params };
+        }
+        if usize::try_from(output).ok() != Some(current.tensor) {
+            return Err(self.error(format!(
+                "the graph's output is tensor {output}, not the last operator's output {}",
+                current.tensor
+            )));
+        }
+        if let Some(last) = layers.last_mut() {
+            if last.op == Op::PointwiseConv2d && last.input_shape.h == 1 && last.input_shape.w == 1 {
+                last.op = Op::Classifier;
+                last.name = "conv_preds".into();
+                let float = float_layers.last_mut().expect("one float layer per layer");
+                float.op = Op::Classifier;
+                float.name = last.name.clone();
+            }
+        }
+        let model = QuantModel {
+            name: name.to_string(),
+            scheme: super::SCHEME.to_string(),
+            input_shape,
+            input: input_params,
+            layers,
+            synthetic: false,
+        };
+        model.validate().map_err(|reason| self.error(format!("not a MobileNetV1 the engine runs: {reason}")))?;
+        let classes = model.classes();
+        let float = Model {
+            name: name.to_string(),
+            input_shape,
+            input_range: InputRange::Pixels { scale: input_params.scale, zero_point: input_params.zero_point },
+            layers: float_layers,
+            // TF-slim's classifiers have a background class first: 1,001 outputs.
+            background_class: classes == 1001,
+            synthetic: false,
+        };
+        Ok(Imported { model, float, tensors, element_type })
+    }
+
+    /// The operator code of `operator`: `builtin_code`, or for older files (which hold only codes below 127)
+    /// `deprecated_builtin_code`.
+    fn operator_code(&self, operator: &fb::Operator, position: usize) -> Result<i32> {
+        let codes = self.model.operator_codes.as_deref().unwrap_or_default();
+        let code = codes.get(operator.opcode_index as usize).ok_or_else(|| {
+            self.error(format!(
+                "operator {position}: operator code {} does not exist ({} codes)",
+                operator.opcode_index,
+                codes.len()
+            ))
+        })?;
+        if let Some(custom) = &code.custom_code {
+            return Err(self.error(format!("operator {position}: custom operator `{custom}` is not supported")));
+        }
+        Ok(code.builtin_code.max(i32::from(code.deprecated_builtin_code)))
+    }
+
+    /// CONV_2D (3×3 on the RGB input, or 1×1) or DEPTHWISE_CONV_2D (3×3, depth multiplier 1).
+    fn convolution(
+        &self,
+        step: &Step,
+        depthwise: bool,
+        element_type: ElementType,
+        namer: &mut LayerNamer,
+    ) -> Result<(QLayer, Layer)> {
+        let context = step.context;
+        let fail = |reason: String| self.error(format!("{context}: {reason}"));
+        let (ins, outs) = (step.input.shape, step.output_shape);
+        let (padding, stride_w, stride_h, activation, dilation) = match (&step.operator.builtin_options, depthwise) {
+            (Some(fb::BuiltinOptions::Conv2DOptions(o)), false) => (
+                o.padding,
+                o.stride_w,
+                o.stride_h,
+                o.fused_activation_function,
+                (o.dilation_w_factor, o.dilation_h_factor),
+            ),
+            (Some(fb::BuiltinOptions::DepthwiseConv2DOptions(o)), true) => {
+                if o.depth_multiplier != 1 && !(o.depth_multiplier == 0 && ins.c == outs.c) {
+                    return Err(fail(format!("depth multiplier {} (mnq-gpu runs 1)", o.depth_multiplier)));
+                }
+                (
+                    o.padding,
+                    o.stride_w,
+                    o.stride_h,
+                    o.fused_activation_function,
+                    (o.dilation_w_factor, o.dilation_h_factor),
+                )
+            }
+            _ => return Err(fail("missing or mismatched builtin options".into())),
+        };
+        if dilation != (1, 1) {
+            return Err(fail(format!("dilation {dilation:?} is not supported (only 1)")));
+        }
+        if stride_w != stride_h || !(1..=2).contains(&stride_h) {
+            return Err(fail(format!("strides {stride_h}×{stride_w} are not supported (1×1 or 2×2)")));
+        }
+        let stride = stride_h as usize;
+        let padding = match padding {
+            codes::SAME => Padding::Same,
+            codes::VALID => Padding::Valid,
+            other => return Err(fail(format!("unknown padding {other}"))),
+        };
+        let &[_, weights_index, bias_index] = step.inputs else {
+            return Err(fail(format!("has {} inputs, expected input, weights and bias", step.inputs.len())));
+        };
+        let weights = self.tensor(weights_index, &format!("{context}'s weights"))?;
+        let bias = self.tensor(bias_index, &format!("{context}'s bias"))?;
+        let kernel_shape: Vec<i32> = weights.shape().to_vec();
+        let (op, c_out, kernel_len, quantized_dimension) = match (depthwise, kernel_shape.as_slice()) {
+            (true, &[1, 3, 3, c]) if c as usize == ins.c && c as usize == outs.c => {
+                (Op::DepthwiseConv2d { stride, padding }, outs.c, 9 * ins.c, 3)
+            }
+            (false, &[c_out, 3, 3, c_in]) if c_in == 3 && c_in as usize == ins.c && c_out as usize == outs.c => {
+                (Op::Conv2d { stride, padding }, outs.c, 9 * ins.c * outs.c, 0)
+            }
+            (false, &[c_out, 1, 1, c_in]) if c_in as usize == ins.c && c_out as usize == outs.c && stride == 1 => {
+                (Op::PointwiseConv2d, outs.c, ins.c * outs.c, 0)
+            }
+            (_, shape) => {
+                return Err(fail(format!(
+                    "weights `{}` of shape {shape:?} on input {ins:?} → output {outs:?}: mnq-gpu runs 3×3 \
+                     convolutions of the RGB input, 3×3 depthwise and 1×1 convolutions at stride 1",
+                    weights.name()
+                )))
+            }
+        };
+        let (h, _) = op.window(ins.h);
+        let (w, _) = op.window(ins.w);
+        if (h, w) != (outs.h, outs.w) {
+            return Err(fail(format!(
+                "output {}×{} does not follow from input {}×{} at stride {stride} with {padding:?} padding",
+                outs.h, outs.w, ins.h, ins.w
+            )));
+        }
+        let weight_params = self.weight_params(&weights, element_type, c_out, quantized_dimension, context)?;
+        // TFLite's order, [c_out, kh, kw, c_in] ([1, kh, kw, c] for depthwise), to the engine's [kh, kw, c_in, c_out].
+        let raw = self.data(&weights, kernel_len)?;
+        let weights_u8: Vec<u8> = match op {
+            Op::DepthwiseConv2d { .. } => raw.iter().map(|&b| element_type.to_u8(b)).collect(),
+            _ => {
+                let taps = kernel_len / (c_out * ins.c);
+                let mut reordered = vec![0u8; kernel_len];
+                for co in 0..c_out {
+                    for tap in 0..taps {
+                        for ci in 0..ins.c {
+                            reordered[(tap * ins.c + ci) * c_out + co] =
+                                element_type.to_u8(raw[(co * taps + tap) * ins.c + ci]);
+                        }
+                    }
+                }
+                reordered
+            }
+        };
+        let bias_values = self.bias(&bias, c_out, context)?;
+        let input = step.input.params;
+        let output = step.output_params;
+        let mut multipliers = Vec::with_capacity(c_out);
+        let mut shifts = Vec::with_capacity(c_out);
+        for (c, weight) in weight_params.iter().enumerate() {
+            let real = effective_scale(element_type, input.scale, weight.scale, output.scale);
+            let (multiplier, shift) = quantize_multiplier(real).ok_or_else(|| {
+                fail(format!("channel {c}: requantization multiplier {real:e} is out of the range the engine runs"))
+            })?;
+            multipliers.push(multiplier);
+            shifts.push(shift);
+        }
+        let (act_min, act_max, float_activation) = activation_clamp(activation, output)
+            .ok_or_else(|| fail(format!("fused activation {} is not supported", codes::activation_name(activation))))?;
+        let name = namer.name(op);
+        let qlayer = QLayer {
+            name: name.clone(),
+            op,
+            input_shape: ins,
+            output_shape: outs,
+            input,
+            output,
+            weights: weights_u8,
+            weight_scales: weight_params.iter().map(|w| w.scale).collect(),
+            weight_zero_points: weight_params.iter().map(|w| w.zero_point).collect(),
+            bias: bias_values,
+            multipliers,
+            shifts,
+            act_min,
+            act_max: vec![act_max; c_out],
+        };
+        let bias_scales = self.bias_scales(&bias, &qlayer);
+        let float = Layer {
+            name,
+            op,
+            input_shape: ins,
+            output_shape: outs,
+            kernel: qlayer.weights.iter().enumerate().map(|(i, &q)| weight_params[i % c_out].dequantize(q)).collect(),
+            bias: Some(qlayer.bias.iter().zip(&bias_scales).map(|(&b, &s)| (f64::from(b) * s) as f32).collect()),
+            batch_norm: None,
+            activation: float_activation,
+            clip_max: None,
+        };
+        Ok((qlayer, float))
+    }
+
+    /// Per output channel weight quantization, as the engine's u8 parameters.
+    fn weight_params(
+        &self,
+        weights: &Quantized,
+        element_type: ElementType,
+        channels: usize,
+        quantized_dimension: i32,
+        context: &OperatorContext,
+    ) -> Result<Vec<QuantParams>> {
+        let fail = |reason: String| self.error(format!("{context}: weights `{}`: {reason}", weights.name()));
+        self.check_type(weights, element_type)?;
+        let per_channel = weights.scales.len() > 1;
+        if weights.scales.len() != weights.zero_points.len() || !(weights.scales.len() == 1 || per_channel) {
+            return Err(fail(format!("{} scales and {} zero points", weights.scales.len(), weights.zero_points.len())));
+        }
+        if per_channel {
+            let dimension = weights.tensor.quantization.as_ref().map_or(0, |q| q.quantized_dimension);
+            if element_type == ElementType::Uint8 {
+                return Err(fail("uint8 weights quantized per channel: TFLite's uint8 kernels take one scale".into()));
+            }
+            if weights.scales.len() != channels || dimension != quantized_dimension {
+                return Err(fail(format!(
+                    "{} scales along dimension {dimension}; per-channel weights need {channels} along dimension \
+                     {quantized_dimension}",
+                    weights.scales.len()
+                )));
+            }
+        }
+        if element_type == ElementType::Int8 && weights.zero_points.iter().any(|&z| z != 0) {
+            return Err(fail("int8 weights must be symmetric (zero point 0), as TFLite's int8 kernels require".into()));
+        }
+        (0..channels)
+            .map(|c| {
+                let i = if per_channel { c } else { 0 };
+                let scale = weights.scales[i];
+                let zero_point = element_type
+                    .zero_point(weights.zero_points[i])
+                    .ok_or_else(|| fail(format!("zero point {} is out of range", weights.zero_points[i])))?;
+                if !(scale.is_finite() && scale > 0.0) {
+                    return Err(fail(format!("scale {scale} is not a positive number")));
+                }
+                Ok(QuantParams { scale, zero_point })
+            })
+            .collect()
+    }
+
+    /// The int32 bias, one per output channel, within the engine's accumulator budget.
+    fn bias(&self, bias: &Quantized, channels: usize, context: &OperatorContext) -> Result<Vec<i32>> {
+        let fail = |reason: String| self.error(format!("{context}: bias `{}`: {reason}", bias.name()));
+        if bias.tensor.type_ != codes::INT32 {
+            return Err(fail(format!("is {}, expected INT32", codes::tensor_type_name(bias.tensor.type_))));
+        }
+        if bias.shape() != [channels as i32] {
+            return Err(fail(format!("shape {:?}, expected [{channels}]", bias.shape())));
+        }
+        let values: Vec<i32> = self
+            .data(bias, 4 * channels)?
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(b) = values.iter().find(|b| i64::from(**b).abs() > BIAS_LIMIT) {
+            return Err(fail(format!("value {b} is beyond ±2^30, the range the engine's accumulator budget allows")));
+        }
+        Ok(values)
+    }
+
+    /// The real value of one bias unit per channel: the bias tensor's own scales, or s_in·s_w where it has none.
+    fn bias_scales(&self, bias: &Quantized, layer: &QLayer) -> Vec<f64> {
+        let channels = layer.output_shape.c;
+        (0..channels)
+            .map(|c| match bias.scales.as_slice() {
+                [] => f64::from(layer.input.scale) * f64::from(layer.weight_scales[c]),
+                [scale] => f64::from(*scale),
+                scales => f64::from(scales.get(c).copied().unwrap_or(scales[0])),
+            })
+            .collect()
+    }
+
+    /// AVERAGE_POOL_2D over the whole image: the global average pool.
+    fn average_pool(&self, step: &Step, namer: &mut LayerNamer) -> Result<(QLayer, Layer)> {
+        let context = step.context;
+        let fail = |reason: String| self.error(format!("{context}: {reason}"));
+        let (ins, outs) = (step.input.shape, step.output_shape);
+        let Some(fb::BuiltinOptions::Pool2DOptions(options)) = &step.operator.builtin_options else {
+            return Err(fail("missing or mismatched builtin options".into()));
+        };
+        let whole_image = options.filter_height as usize == ins.h && options.filter_width as usize == ins.w;
+        if !whole_image || (outs.h, outs.w, outs.c) != (1, 1, ins.c) {
+            return Err(fail(format!(
+                "a {}×{} pool of {ins:?} → {outs:?}: mnq-gpu runs the average pool over the whole image",
+                options.filter_height, options.filter_width
+            )));
+        }
+        if options.fused_activation_function != codes::NONE {
+            return Err(fail(format!(
+                "fused activation {} after the pool is not supported",
+                codes::activation_name(options.fused_activation_function)
+            )));
+        }
+        if step.output_params != step.input.params {
+            return Err(fail(format!(
+                "the output's quantization {:?} differs from the input's {:?}; TFLite's uint8 average pool does \
+                 not requantize",
+                step.output_params, step.input.params
+            )));
+        }
+        let name = namer.name(Op::GlobalAvgPool);
+        let qlayer = QLayer::global_avg_pool(&name, ins, step.input.params);
+        let float = Layer {
+            name,
+            op: Op::GlobalAvgPool,
+            input_shape: ins,
+            output_shape: qlayer.output_shape,
+            kernel: Vec::new(),
+            bias: None,
+            batch_norm: None,
+            activation: Activation::None,
+            clip_max: None,
+        };
+        Ok((qlayer, float))
+    }
+
+    /// RESHAPE of a [1, 1, 1, c] tensor to [1, c] (or back): the same bytes, so no layer.
+    fn reshape(&self, step: &Step) -> Result<()> {
+        let (ins, outs) = (step.input.shape, step.output_shape);
+        if ins.h * ins.w != 1 || outs != ins || step.output_params != step.input.params {
+            return Err(self.error(format!(
+                "{}: a reshape of {ins:?} to {outs:?} (or with another quantization): mnq-gpu reshapes only 1×1×c \
+                 tensors, which keeps their bytes",
+                step.context
+            )));
+        }
+        Ok(())
+    }
+
+    /// The final SOFTMAX: mnq-gpu's int8 pipeline ends at the uint8 logits before it, and the probabilities are
+    /// the softmax of the dequantized logits.
+    fn softmax(&self, step: &Step) -> Result<()> {
+        let Some(fb::BuiltinOptions::SoftmaxOptions(options)) = &step.operator.builtin_options else {
+            return Err(self.error(format!("{}: missing or mismatched builtin options", step.context)));
+        };
+        if options.beta != 1.0 || step.output_shape != step.input.shape {
+            return Err(self.error(format!(
+                "{}: a softmax with beta {} of {:?} → {:?} (mnq-gpu takes beta 1 over the logits)",
+                step.context, options.beta, step.input.shape, step.output_shape
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The real multiplier of a convolution's accumulator, as TFLite's kernels derive it from the file's float32 scales:
+/// for uint8 (`GetQuantizedConvolutionMultipler`) the product s_in·s_w is rounded to float32 first, then divided in
+/// double; for int8 (`PopulateConvolutionQuantizationParams`, per channel) everything is in double.
+pub fn effective_scale(element_type: ElementType, input: f32, weight: f32, output: f32) -> f64 {
+    match element_type {
+        ElementType::Uint8 => f64::from(input * weight) / f64::from(output),
+        ElementType::Int8 => f64::from(input) * f64::from(weight) / f64::from(output),
+    }
+}
+
+/// The fused activation as TFLite's `CalculateActivationRangeQuantized` computes it, in the engine's u8 domain:
+/// (act_min, act_max, the float activation). Bounds are z + round(f/s) in float32, clamped to [0, 255].
+fn activation_clamp(activation: i8, output: QuantParams) -> Option<(u8, u8, Activation)> {
+    let quantize = |f: f32| (output.zero_point + (f / output.scale).round() as i32).clamp(0, 255) as u8;
+    match activation {
+        codes::NONE => Some((0, 255, Activation::None)),
+        codes::RELU => Some((quantize(0.0), 255, Activation::Relu)),
+        codes::RELU6 => Some((quantize(0.0), quantize(6.0), Activation::Relu6)),
+        _ => None,
+    }
+}
+
+/// Where an operator is in the file, for errors: `operator 3 (DEPTHWISE_CONV_2D)`.
+struct OperatorContext {
+    position: usize,
+    name: String,
+}
+
+impl std::fmt::Display for OperatorContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "operator {} ({})", self.position, self.name)
+    }
+}
+
+/// One operator being imported: its input activation and its output.
+struct Step<'a> {
+    context: &'a OperatorContext,
+    operator: &'a fb::Operator,
+    inputs: &'a [i32],
+    input: Current,
+    output_shape: Shape,
+    output_params: QuantParams,
+}
+
+/// The layer names of the TF.js MobileNetV1 (`conv1`, `conv_dw_1`, `conv_pw_1`, …), so that reports line the two
+/// kinds of model up; the classifier is renamed `conv_preds` once it is known to be last.
+#[derive(Default)]
+struct LayerNamer {
+    depthwise: usize,
+    pointwise: usize,
+    others: usize,
+}
+
+impl LayerNamer {
+    fn name(&mut self, op: Op) -> String {
+        match op {
+            Op::Conv2d { .. } if self.others == 0 && self.depthwise == 0 => {
+                self.others += 1;
+                "conv1".into()
+            }
+            Op::DepthwiseConv2d { .. } => {
+                self.depthwise += 1;
+                format!("conv_dw_{}", self.depthwise)
+            }
+            Op::PointwiseConv2d | Op::Classifier => {
+                self.pointwise += 1;
+                format!("conv_pw_{}", self.pointwise)
+            }
+            Op::GlobalAvgPool => "global_average_pooling2d_1".into(),
+            Op::Conv2d { .. } => {
+                self.others += 1;
+                format!("conv_{}", self.others)
+            }
+        }
+    }
+}
