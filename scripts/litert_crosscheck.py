@@ -35,7 +35,6 @@ import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
-
 from importlib.metadata import version
 from pathlib import Path
 
@@ -178,7 +177,7 @@ class TensorStats:
     bytes_compared: int = 0
     bytes_differing: int = 0
     max_abs_diff: int = 0
-    first_difference: dict = None  # {image, index [n, h, w, c], expected, got}; mnq-gpu against the reference only
+    first_difference: dict | None = None  # {image, index [n, h, w, c], expected, got}; for mnq-gpu's layers only
 
     def add(self, image, expected, got, record_first=False):
         """Counts one image's comparison of `got` with `expected` (u8 arrays of the same shape)."""

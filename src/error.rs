@@ -34,6 +34,9 @@ pub enum Error {
     #[error("layer {layer}: {reason}")]
     UnsupportedShape { layer: String, reason: String },
 
+    #[error("cannot export {model} (scheme {scheme}) as TFLite: {reason}")]
+    Export { model: String, scheme: String, reason: String },
+
     #[error(
         "no GPU adapter found{filter}\n\
          hint: install a Vulkan driver (on Debian/Ubuntu without a GPU: `apt-get install mesa-vulkan-drivers` \

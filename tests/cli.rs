@@ -160,3 +160,54 @@ fn report_writes_results_with_every_scheme_checked_and_its_charts() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A small calibration list (absolute paths), to keep the CLI tests that calibrate fast.
+fn small_calibration_list(name: &str, images: usize) -> std::path::PathBuf {
+    let shared = std::path::Path::new("../shared/imagenet/val1300").canonicalize().unwrap();
+    let text = std::fs::read_to_string(shared.join("calibration.txt")).unwrap();
+    let lines: Vec<String> = text.lines().take(images).map(|l| format!("{}/images/{l}", shared.display())).collect();
+    let path = std::env::temp_dir().join(format!("mnq-cli-{name}-{}.txt", std::process::id()));
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+#[test]
+fn export_writes_a_tflite_file_that_run_checks_and_classifies_like_its_source() {
+    let list = small_calibration_list("export", 4);
+    let file = std::env::temp_dir().join(format!("mnq-cli-export-{}.tflite", std::process::id()));
+    let (list, file) = (list.to_str().unwrap(), file.to_str().unwrap());
+    let output = mnq_gpu(&["export", "--scheme", "tf8", "--calibration", list, "-o", file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&format!("wrote {file} (29 layers as uint8, scheme tf8)")), "{}", stderr(&output));
+    let image = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.JPEG";
+    // The metadata gives the input range (x/127.5 − 1), so the file's int8 top-5 is the source model's.
+    let source = mnq_gpu(&["run", "--device", "cpu", "--json", "--scheme", "tf8", "--calibration", list, image]);
+    let exported = mnq_gpu(&["run", "--device", "cpu", "--json", "--model", file, image]);
+    assert!(source.status.success() && exported.status.success(), "{}{}", stderr(&source), stderr(&exported));
+    let top = |output: &Output| {
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        json[0]["int8"][0]["top"].clone()
+    };
+    assert_eq!(top(&source), top(&exported));
+    if common::gpu_or_skip().is_some() {
+        let output = mnq_gpu(&["run", "--check", "--model", file, image]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    }
+    std::fs::remove_file(file).unwrap();
+    std::fs::remove_file(list).unwrap();
+}
+
+#[test]
+fn export_refuses_cle_with_the_reason_and_exit_code_1() {
+    let list = small_calibration_list("export-cle", 2);
+    let dir = std::env::temp_dir().join(format!("mnq-cli-export-cle-{}", std::process::id()));
+    let output =
+        mnq_gpu(&["export", "--scheme", "tf8,cle", "--calibration", list.to_str().unwrap(), "-o", dir.to_str().unwrap()]);
+    std::fs::remove_file(&list).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("error: cannot export mobilenet_v1_0.75_224 (scheme cle) as TFLite: layer conv1: per-channel activation clamps"), "{message}");
+    // Every model is checked first: the refusal leaves no tf8 file behind.
+    assert!(!dir.join("mobilenet_v1_0.75_224_tf8.tflite").exists(), "{message}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

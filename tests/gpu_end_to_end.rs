@@ -1,10 +1,12 @@
-//! The real MobileNetV1 0.75 × 224 (Google's TF.js weights), TF8-quantized on calibration images, runs on the
-//! GPU bit-exactly with the CPU integer reference at every layer, for both inner-product paths.
+//! The real MobileNetV1 0.75 × 224 (Google's TF.js weights), TF8-quantized on calibration images, and Google's
+//! four uint8 TFLite models, as imported, run on the GPU bit-exactly with the CPU integer reference at every layer,
+//! for both inner-product paths.
 
 mod common;
 
 use mnq_gpu::gpu::{InnerProduct, Plan, Readback};
-use mnq_gpu::{cpu_ref, model, preprocess, quant};
+use mnq_gpu::quant::QuantModel;
+use mnq_gpu::{cpu_ref, model, preprocess, quant, tflite};
 use std::path::Path;
 
 const MODEL: &str = "../shared/models/mobilenet_v1_0.75_224";
@@ -13,6 +15,21 @@ const IMAGES: &str = "../shared/imagenet/val1300";
 const CALIBRATION_IMAGES: usize = 8;
 /// Evaluation images run through both engines.
 const TEST_IMAGES: usize = 3;
+
+const TFLITE_MODELS: &str = "../shared/models/tflite";
+
+/// The first `count` images listed in `list` (lines `FILE CLASS`), preprocessed for `model`.
+fn load_model_inputs(list: &str, count: usize, model: &model::Model) -> Vec<Vec<f32>> {
+    let listing = std::fs::read_to_string(Path::new(IMAGES).join(list)).expect("image list");
+    listing
+        .lines()
+        .take(count)
+        .map(|line| {
+            let file = line.split_whitespace().next().expect("FILE CLASS");
+            preprocess::load_model_input(&Path::new(IMAGES).join("images").join(file), model).expect("image")
+        })
+        .collect()
+}
 
 /// The first `count` images listed in `list` (lines `FILE CLASS`), preprocessed for `input`.
 fn load_images(list: &str, count: usize, input: model::Shape) -> Vec<Vec<f32>> {
@@ -43,14 +60,35 @@ fn real_mobilenet_v1_0_75_matches_cpu_ref_at_every_layer() {
         .iter()
         .map(|image| quant.quantize_input(image))
         .collect();
+    assert_gpu_matches_cpu_ref(&gpu, &quant, &images);
+}
+
+#[test]
+fn google_tflite_models_match_cpu_ref_at_every_layer() {
+    let Some(gpu) = common::gpu_or_skip() else {
+        return;
+    };
+    for file in std::fs::read_dir(TFLITE_MODELS).expect("../shared/models/tflite") {
+        let path = file.expect("entry").path();
+        let imported = tflite::load(&path).expect("import");
+        let images: Vec<Vec<u8>> = load_model_inputs("evaluation.txt", TEST_IMAGES, &imported.float)
+            .iter()
+            .map(|image| imported.model.quantize_input(image))
+            .collect();
+        assert_gpu_matches_cpu_ref(&gpu, &imported.model, &images);
+    }
+}
+
+/// Every layer of every image of `quant` on the GPU equals the CPU integer reference, for both inner products.
+fn assert_gpu_matches_cpu_ref(gpu: &mnq_gpu::gpu::GpuContext, quant: &QuantModel, images: &[Vec<u8>]) {
     let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
     let expected: Vec<Vec<Vec<u8>>> = images.iter().map(|image| cpu_ref::run_u8(&quant, image)).collect();
     for inner in InnerProduct::ALL {
-        let mut plan = Plan::new(&gpu, &quant, TEST_IMAGES, inner).expect("plan");
-        let actual = plan.run(&gpu, &inputs, Readback::AllLayers).expect("run");
+        let mut plan = Plan::new(gpu, quant, TEST_IMAGES, inner).expect("plan");
+        let actual = plan.run(gpu, &inputs, Readback::AllLayers).expect("run");
         for (image, (expected, actual)) in expected.iter().zip(&actual).enumerate() {
             for ((layer, expected), actual) in quant.layers.iter().zip(expected).zip(actual) {
-                let what = format!("image {image}, {} ({inner:?})", layer.name);
+                let what = format!("{}: image {image}, {} ({inner:?})", quant.name, layer.name);
                 common::assert_bit_exact(&what, layer.output_shape, expected, actual);
             }
         }

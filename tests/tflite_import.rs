@@ -55,3 +55,117 @@ fn the_1_0_model_classifies_grace_hopper_as_tensorflow_label_image_does() {
     let class = imported.float.class_of_output(best).expect("not background");
     assert_eq!(mnq_gpu::labels::class_name(class), "military uniform");
 }
+
+/// Google's 0.25 × 128 file, decoded into planus's owned tables, for tests that break one thing in it.
+fn google_0_25() -> (Vec<u8>, tflite::schema::Model) {
+    let bytes = std::fs::read(path(FILES[3].0)).unwrap();
+    let root = <tflite::schema::ModelRef as planus::ReadAsRoot>::read_as_root(&bytes).unwrap();
+    (bytes.clone(), tflite::schema::Model::try_from(root).unwrap())
+}
+
+/// The error message of importing `model` after serializing it again.
+fn import_error(model: &tflite::schema::Model) -> String {
+    let bytes = tflite::export::serialize(model);
+    let error = tflite::from_bytes(&bytes, "broken", Path::new("broken.tflite")).unwrap_err();
+    error.to_string()
+}
+
+fn assert_contains(message: &str, expected: &str) {
+    assert!(message.contains(expected), "`{message}` does not say `{expected}`");
+}
+
+#[test]
+fn the_unchanged_file_reserialized_still_imports() {
+    // The premise of the tests below: what they break is the only defect.
+    let (_, model) = google_0_25();
+    let bytes = tflite::export::serialize(&model);
+    tflite::from_bytes(&bytes, "ok", Path::new("ok.tflite")).unwrap();
+}
+
+#[test]
+fn an_empty_a_foreign_or_a_truncated_file_is_a_clear_error_never_a_panic() {
+    let (bytes, _) = google_0_25();
+    let error = |bytes: &[u8]| tflite::from_bytes(bytes, "x", Path::new("x.tflite")).unwrap_err().to_string();
+    assert_contains(&error(&[]), "not a TFLite file");
+    let mut foreign = bytes.clone();
+    foreign[4..8].copy_from_slice(b"ABCD");
+    assert_contains(&error(&foreign), "no `TFL3` flatbuffer identifier");
+    assert_contains(&error(&bytes[..bytes.len() / 2]), "x.tflite");
+    // Every prefix of the file (in steps) is an error, or, where what is cut off is only data this program does
+    // not read (the file's tail holds TFLite metadata), the same model.
+    let whole = tflite::from_bytes(&bytes, "x", Path::new("x.tflite")).unwrap().model;
+    for len in (8..bytes.len()).step_by(4099) {
+        if let Ok(imported) = tflite::from_bytes(&bytes[..len], "x", Path::new("x.tflite")) {
+            assert_eq!(imported.model, whole, "prefix of {len} bytes");
+        }
+    }
+}
+
+#[test]
+fn an_unsupported_operator_is_named() {
+    let (_, mut model) = google_0_25();
+    // Operator 1 is the first DEPTHWISE_CONV_2D; make its code ADD (0).
+    let index = model.subgraphs.as_ref().unwrap()[0].operators.as_ref().unwrap()[1].opcode_index as usize;
+    let code = &mut model.operator_codes.as_mut().unwrap()[index];
+    (code.builtin_code, code.deprecated_builtin_code) = (0, 0);
+    assert_contains(&import_error(&model), "operator 1 (ADD) is not supported");
+}
+
+#[test]
+fn a_float32_model_is_refused_as_such() {
+    let (_, mut model) = google_0_25();
+    let graph = &mut model.subgraphs.as_mut().unwrap()[0];
+    let input = graph.inputs.as_ref().unwrap()[0] as usize;
+    graph.tensors.as_mut().unwrap()[input].type_ = 0;
+    let message = import_error(&model);
+    assert_contains(&message, "FLOAT32");
+    assert_contains(&message, "float model");
+}
+
+#[test]
+fn a_buffer_index_out_of_range_or_short_data_names_the_tensor() {
+    let (_, mut model) = google_0_25();
+    let weights = model.subgraphs.as_ref().unwrap()[0].operators.as_ref().unwrap()[0].inputs.as_ref().unwrap()[1];
+    let tensor = &mut model.subgraphs.as_mut().unwrap()[0].tensors.as_mut().unwrap()[weights as usize];
+    let name = tensor.name.clone().unwrap();
+    let buffer = tensor.buffer as usize;
+    tensor.buffer = 99_999;
+    let message = import_error(&model);
+    assert_contains(&message, &name);
+    assert_contains(&message, "buffer 99999 does not exist");
+
+    let (_, mut model) = google_0_25();
+    model.buffers.as_mut().unwrap()[buffer].data.as_mut().unwrap().truncate(10);
+    let message = import_error(&model);
+    assert_contains(&message, &name);
+    assert_contains(&message, "holds 10 bytes of data");
+}
+
+#[test]
+fn operators_whose_shapes_do_not_chain_are_refused() {
+    let (_, mut model) = google_0_25();
+    // Operator 2 (a pointwise convolution) reads the graph's input instead of operator 1's output.
+    let graph = &mut model.subgraphs.as_mut().unwrap()[0];
+    let input = graph.inputs.as_ref().unwrap()[0];
+    graph.operators.as_mut().unwrap()[2].inputs.as_mut().unwrap()[0] = input;
+    assert_contains(&import_error(&model), "operator 2 (CONV_2D): its input is tensor");
+
+    // A depthwise output shape that does not follow from its input.
+    let (_, mut model) = google_0_25();
+    let graph = &mut model.subgraphs.as_mut().unwrap()[0];
+    let output = graph.operators.as_ref().unwrap()[1].outputs.as_ref().unwrap()[0] as usize;
+    graph.tensors.as_mut().unwrap()[output].shape.as_mut().unwrap()[1] = 3;
+    assert_contains(&import_error(&model), "operator 1 (DEPTHWISE_CONV_2D)");
+}
+
+#[test]
+fn a_pool_that_requantizes_is_refused_with_the_reason() {
+    let (_, mut model) = google_0_25();
+    let graph = &mut model.subgraphs.as_mut().unwrap()[0];
+    let pool = graph.operators.as_ref().unwrap()[27].outputs.as_ref().unwrap()[0] as usize;
+    let quantization = graph.tensors.as_mut().unwrap()[pool].quantization.as_mut().unwrap();
+    quantization.scale.as_mut().unwrap()[0] *= 2.0;
+    let message = import_error(&model);
+    assert_contains(&message, "operator 27 (AVERAGE_POOL_2D)");
+    assert_contains(&message, "does not requantize");
+}

@@ -5,6 +5,7 @@ mod download;
 mod dump;
 mod engine;
 mod eval;
+mod export;
 mod inspect;
 mod quantize;
 mod report;
@@ -51,6 +52,8 @@ enum Command {
     Sqnr(sqnr::SqnrArgs),
     /// Calibrate and quantize a model once; write it for the other commands (--quantized).
     Quantize(quantize::QuantizeArgs),
+    /// Write quantized models as TFLite files that LiteRT runs to the same bytes (schemes it can express).
+    Export(export::ExportArgs),
     /// Time the int8 pipeline on the GPU (batch 1 and larger) against the CPU integer reference.
     Bench(bench::BenchArgs),
     /// Weight ranges before and after folding BatchNorm, dead BatchNorm channels, per-channel range charts.
@@ -67,6 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Sqnr(args) => sqnr::run(args),
         Command::Quantize(args) => quantize::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Report(args) => report::run(args),

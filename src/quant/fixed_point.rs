@@ -32,6 +32,25 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
     rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 }
 
+/// How the input and weight scales are multiplied in a convolution's real multiplier s_in·s_w/s_out, as TFLite's
+/// kernels compute it from the float32 scales of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleProduct {
+    /// The product rounded to float32, then divided in double: uint8 kernels (`GetQuantizedConvolutionMultipler`).
+    Float32,
+    /// Everything in double: int8 kernels, per channel (`PopulateConvolutionQuantizationParams`).
+    Float64,
+}
+
+/// A convolution's real multiplier s_in·s_w/s_out. The two products differ by up to 2^-24 relatively, which moves
+/// about 1 accumulator in 10^4 by one step after requantization.
+pub fn effective_scale(input: f32, weight: f32, output: f32, product: ScaleProduct) -> f64 {
+    match product {
+        ScaleProduct::Float32 => f64::from(input * weight) / f64::from(output),
+        ScaleProduct::Float64 => f64::from(input) * f64::from(weight) / f64::from(output),
+    }
+}
+
 /// TFLite `QuantizeMultiplier`: real = multiplier · 2^shift / 2^31 with multiplier in [2^30, 2^31).
 /// Returns (0, 0) for 0. Shifts are kept in [-31, 30]: smaller multipliers round to 0, larger are refused.
 pub fn quantize_multiplier(real: f64) -> Option<(i32, i32)> {

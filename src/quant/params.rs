@@ -39,6 +39,12 @@ impl QuantParams {
         q.clamp(0.0, 255.0) as u8
     }
 
+    /// The quantized bound of a fused activation, as TFLite's `CalculateActivationRangeQuantized` computes it:
+    /// zero_point + round(x / scale) in float32 (ties away from zero), clamped to [0, 255].
+    pub fn activation_bound(&self, x: f32) -> u8 {
+        (self.zero_point + (x / self.scale).round() as i32).clamp(0, 255) as u8
+    }
+
     pub fn dequantize(&self, q: u8) -> f32 {
         self.scale * (i32::from(q) - self.zero_point) as f32
     }

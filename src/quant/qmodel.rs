@@ -22,7 +22,8 @@ pub struct QLayer {
     /// int32 bias with scale input.scale · weight_scales[c] and zero point 0; |bias| ≤ 2^30.
     #[serde(skip)]
     pub bias: Vec<i32>,
-    /// Q31 multipliers and shifts (> 0: left) of input.scale · weight_scales[c] / output.scale.
+    /// Q31 multipliers and shifts (> 0: left) of input.scale · weight_scales[c] / output.scale, computed as TFLite
+    /// does ([`effective_scale`](crate::quant::fixed_point::effective_scale)).
     pub multipliers: Vec<i32>,
     pub shifts: Vec<i32>,
     /// The activation as a clamp in the quantized domain: ReLU6 → [z_out, q(6.0)]. The upper bound is per output

@@ -4,7 +4,7 @@
 //! folded weights, each extended to include 0 and nudged ([`QuantParams::from_range`]); bias as int32 with scale
 //! s_in·s_w and zero point 0. The other schemes change one step each (see [`super::scheme`]).
 
-use super::fixed_point::quantize_multiplier;
+use super::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
 use super::scheme::{Architecture, RangeMethod, Scheme};
 use super::transform;
 use super::{QLayer, QuantModel, QuantParams, Range};
@@ -184,12 +184,14 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
                 RangeMethod::Mse => mse_range(calibration.outputs[i], &calibration.histograms[i]),
             };
             let output = QuantParams::from_range(range.min, range.max);
-            let weights = weight_params(layer, scheme.per_channel);
+            let weights = weight_params(layer, scheme.per_channel, scheme.symmetric);
             let mut bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.output_shape.c]);
             if scheme.bias_correction {
                 correct_bias(layer, &weights, &calibration.input_means[i], &mut bias);
             }
-            quantize_layer(layer, &bias, layer_input, &weights, output)?
+            // Symmetric weights are TFLite's int8 convention, whose kernels derive the multipliers in double.
+            let product = if scheme.symmetric { ScaleProduct::Float64 } else { ScaleProduct::Float32 };
+            quantize_layer(layer, &bias, layer_input, &weights, output, product)?
         };
         layer_input = qlayer.output;
         layers.push(qlayer);
@@ -204,18 +206,27 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
     })
 }
 
-/// One weight quantization per output channel: per-tensor repeats the whole kernel's.
-fn weight_params(layer: &Layer, per_channel: bool) -> Vec<QuantParams> {
+/// One weight quantization per output channel: per-tensor repeats the whole kernel's. Asymmetric over the
+/// range, or symmetric ([`symmetric_params`]).
+fn weight_params(layer: &Layer, per_channel: bool, symmetric: bool) -> Vec<QuantParams> {
     let channels = layer.output_shape.c;
+    let params = |r: &Range| if symmetric { symmetric_params(*r) } else { QuantParams::from_range(r.min, r.max) };
     if !per_channel {
-        let range = Range::of(&layer.kernel);
-        return vec![QuantParams::from_range(range.min, range.max); channels];
+        return vec![params(&Range::of(&layer.kernel)); channels];
     }
     let mut ranges = vec![Range::default(); channels];
     for (i, &w) in layer.kernel.iter().enumerate() {
         ranges[i % channels].update(&[w]);
     }
-    ranges.iter().map(|r| QuantParams::from_range(r.min, r.max)).collect()
+    ranges.iter().map(params).collect()
+}
+
+/// TFLite's int8 weights (`SymmetricPerChannelQuantizeValues`): scale max|w|/127 (1 for an all-zero range), so
+/// round(w/s) lies in [−127, 127]; in the engine's u8 that + 128, zero point 128.
+pub fn symmetric_params(range: Range) -> QuantParams {
+    let max = range.min.abs().max(range.max.abs());
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    QuantParams { scale, zero_point: 128 }
 }
 
 /// Bias correction (Nagel et al. 2019, §4.2, with empirical input means): the weight-quantization error
@@ -233,15 +244,18 @@ fn correct_bias(layer: &Layer, weights: &[QuantParams], input_means: &[f64], bia
     }
 }
 
-/// Quantize one folded convolution with the given per-output-channel weight parameters.
+/// Quantize one folded convolution with the given per-output-channel weight parameters, its multipliers with
+/// the `product` convention of the TFLite kernels it is meant for.
 pub fn quantize_layer(
     layer: &Layer,
     bias: &[f32],
     input: QuantParams,
     weights: &[QuantParams],
     output: QuantParams,
+    product: ScaleProduct,
 ) -> Result<QLayer> {
     let channels = layer.output_shape.c;
+    // Symmetric weights land in [1, 255] (TFLite's int8 [−127, 127] + 128): |w/s| ≤ 127 up to rounding of s.
     let quantized_weights = layer.kernel.iter().enumerate().map(|(i, &w)| weights[i % channels].quantize(w)).collect();
     let mut multipliers = Vec::with_capacity(channels);
     let mut shifts = Vec::with_capacity(channels);
@@ -250,7 +264,8 @@ pub fn quantize_layer(
         let bias_scale = f64::from(input.scale) * f64::from(w.scale);
         let q = (f64::from(bias[c]) / bias_scale).round() as i64;
         quantized_bias.push(q.clamp(-BIAS_LIMIT, BIAS_LIMIT) as i32);
-        let real = bias_scale / f64::from(output.scale);
+        // As TFLite's kernels derive it from the scales, so that an exported model runs the same arithmetic there.
+        let real = effective_scale(input.scale, w.scale, output.scale, product);
         let (multiplier, shift) = quantize_multiplier(real).ok_or_else(|| Error::UnsupportedShape {
             layer: layer.name.clone(),
             reason: format!("requantization multiplier {real:e} is out of range"),
@@ -262,7 +277,7 @@ pub fn quantize_layer(
     let (act_min, act_max) = match layer.activation {
         Activation::None => (0, vec![255; channels]),
         Activation::Relu => (output.zero(), vec![255; channels]),
-        Activation::Relu6 => (output.zero(), (0..channels).map(|c| output.quantize(relu6_max(c))).collect()),
+        Activation::Relu6 => (output.zero(), (0..channels).map(|c| output.activation_bound(relu6_max(c))).collect()),
     };
     Ok(QLayer {
         name: layer.name.clone(),

@@ -17,6 +17,7 @@
 //! | `+mse` | activation ranges clipped to minimise the expected squared error instead of min/max |
 //! | `+zero-var` | zero-variance fix (already part of every preset but `tf8`) |
 //! | `+per-channel` | per-channel weights |
+//! | `+sym` | symmetric weights, TFLite's int8 convention: round(w/s) ∈ [−127, 127] with s = max\|w\|/127 (per channel or per tensor), stored + 128 with zero point 128; multipliers in double as TFLite's int8 kernels derive them. Exports as an int8 TFLite file (`per-channel+sym` too) |
 //! | `+relu` | architecture: ReLU6 → ReLU everywhere (the study retrained for this; we do not) |
 //! | `+dw-linear` | architecture: no activation after depthwise layers, their BatchNorm folded forward into the pointwise layer (the study retrained; we do not) |
 
@@ -53,6 +54,8 @@ pub struct Scheme {
     pub name: String,
     pub zero_variance_fix: bool,
     pub per_channel: bool,
+    /// Symmetric weights (TFLite's int8 convention), see `+sym`.
+    pub symmetric: bool,
     pub equalize: bool,
     pub bias_correction: bool,
     pub ranges: RangeMethod,
@@ -81,6 +84,7 @@ impl FromStr for Scheme {
             name: name.to_string(),
             zero_variance_fix: preset != "tf8",
             per_channel: preset == "per-channel",
+            symmetric: false,
             equalize: preset.starts_with("cle"),
             bias_correction: preset == "cle-bc",
             ranges: RangeMethod::MinMax,
@@ -94,11 +98,12 @@ impl FromStr for Scheme {
                 "mse" => scheme.ranges = RangeMethod::Mse,
                 "zero-var" => scheme.zero_variance_fix = true,
                 "per-channel" => scheme.per_channel = true,
+                "sym" => scheme.symmetric = true,
                 "relu" => scheme.architecture = Architecture::Relu,
                 "dw-linear" => scheme.architecture = Architecture::DwLinear,
                 other => {
                     return Err(Error::Invalid(format!(
-                    "unknown scheme modifier `+{other}`; modifiers: +mse, +zero-var, +per-channel, +relu, +dw-linear"
+                    "unknown scheme modifier `+{other}`; modifiers: +mse, +zero-var, +per-channel, +sym, +relu, +dw-linear"
                 )))
                 }
             }

@@ -12,10 +12,11 @@
 //! file's scales, and the float [`Model`] the file represents: its dequantized weights and biases, for SQNR.
 
 use super::codes;
+use super::metadata::{self, Metadata};
 use super::schema_generated::tflite as fb;
 use crate::error::{Error, Result};
 use crate::model::{Activation, InputRange, Layer, Model, Op, Padding, Shape};
-use crate::quant::fixed_point::quantize_multiplier;
+use crate::quant::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
 use crate::quant::quantize::BIAS_LIMIT;
 use crate::quant::{QLayer, QuantModel, QuantParams};
 use planus::ReadAsRoot;
@@ -42,7 +43,7 @@ pub enum ElementType {
 
 impl ElementType {
     /// The engine's u8 for a raw byte of this type: itself, or the int8 value + 128.
-    fn to_u8(self, raw: u8) -> u8 {
+    pub(super) fn to_u8(self, raw: u8) -> u8 {
         match self {
             ElementType::Uint8 => raw,
             ElementType::Int8 => raw ^ 0x80,
@@ -58,7 +59,15 @@ impl ElementType {
         (0..=255).contains(&shifted).then_some(shifted as i32)
     }
 
-    fn code(self) -> i8 {
+    /// How TFLite's kernels for this type multiply the scales.
+    pub(super) fn scale_product(self) -> ScaleProduct {
+        match self {
+            ElementType::Uint8 => ScaleProduct::Float32,
+            ElementType::Int8 => ScaleProduct::Float64,
+        }
+    }
+
+    pub(super) fn code(self) -> i8 {
         match self {
             ElementType::Uint8 => codes::UINT8,
             ElementType::Int8 => codes::INT8,
@@ -325,7 +334,7 @@ impl File<'_> {
                 float.name = last.name.clone();
             }
         }
-        let model = QuantModel {
+        let mut model = QuantModel {
             name: name.to_string(),
             scheme: super::SCHEME.to_string(),
             input_shape,
@@ -335,7 +344,7 @@ impl File<'_> {
         };
         model.validate().map_err(|reason| self.error(format!("not a MobileNetV1 the engine runs: {reason}")))?;
         let classes = model.classes();
-        let float = Model {
+        let mut float = Model {
             name: name.to_string(),
             input_shape,
             input_range: InputRange::Pixels { scale: input_params.scale, zero_point: input_params.zero_point },
@@ -344,7 +353,30 @@ impl File<'_> {
             background_class: classes == 1001,
             synthetic: false,
         };
+        // A file mnq-gpu exported says what the flatbuffer cannot.
+        if let Some(info) = self.metadata()? {
+            model.name.clone_from(&info.name);
+            model.scheme = info.scheme;
+            float.name = info.name;
+            float.input_range = info.input_range;
+            float.background_class = info.background_class;
+        }
         Ok(Imported { model, float, tensors, element_type })
+    }
+
+    /// The `mnq_gpu` metadata entry ([`metadata`]), if the file has one.
+    fn metadata(&self) -> Result<Option<Metadata>> {
+        let entries = self.model.metadata.as_deref().unwrap_or_default();
+        let Some(entry) = entries.iter().find(|m| m.name.as_deref() == Some(metadata::NAME)) else {
+            return Ok(None);
+        };
+        let fail = |reason: String| self.error(format!("metadata `{}`: {reason}", metadata::NAME));
+        let buffers = self.model.buffers.as_deref().unwrap_or_default();
+        let data = buffers
+            .get(entry.buffer as usize)
+            .and_then(|b| b.data.as_deref())
+            .ok_or_else(|| fail(format!("buffer {} does not exist or is empty", entry.buffer)))?;
+        Metadata::from_json(data).map(Some).map_err(fail)
     }
 
     /// The operator code of `operator`: `builtin_code`, or for older files (which hold only codes below 127)
@@ -466,7 +498,7 @@ impl File<'_> {
         let mut multipliers = Vec::with_capacity(c_out);
         let mut shifts = Vec::with_capacity(c_out);
         for (c, weight) in weight_params.iter().enumerate() {
-            let real = effective_scale(element_type, input.scale, weight.scale, output.scale);
+            let real = effective_scale(input.scale, weight.scale, output.scale, element_type.scale_product());
             let (multiplier, shift) = quantize_multiplier(real).ok_or_else(|| {
                 fail(format!("channel {c}: requantization multiplier {real:e} is out of the range the engine runs"))
             })?;
@@ -658,24 +690,13 @@ impl File<'_> {
     }
 }
 
-/// The real multiplier of a convolution's accumulator, as TFLite's kernels derive it from the file's float32 scales:
-/// for uint8 (`GetQuantizedConvolutionMultipler`) the product s_in·s_w is rounded to float32 first, then divided in
-/// double; for int8 (`PopulateConvolutionQuantizationParams`, per channel) everything is in double.
-pub fn effective_scale(element_type: ElementType, input: f32, weight: f32, output: f32) -> f64 {
-    match element_type {
-        ElementType::Uint8 => f64::from(input * weight) / f64::from(output),
-        ElementType::Int8 => f64::from(input) * f64::from(weight) / f64::from(output),
-    }
-}
-
 /// The fused activation as TFLite's `CalculateActivationRangeQuantized` computes it, in the engine's u8 domain:
-/// (act_min, act_max, the float activation). Bounds are z + round(f/s) in float32, clamped to [0, 255].
-fn activation_clamp(activation: i8, output: QuantParams) -> Option<(u8, u8, Activation)> {
-    let quantize = |f: f32| (output.zero_point + (f / output.scale).round() as i32).clamp(0, 255) as u8;
+/// (act_min, act_max, the float activation), with [`QuantParams::activation_bound`].
+pub(super) fn activation_clamp(activation: i8, output: QuantParams) -> Option<(u8, u8, Activation)> {
     match activation {
         codes::NONE => Some((0, 255, Activation::None)),
-        codes::RELU => Some((quantize(0.0), 255, Activation::Relu)),
-        codes::RELU6 => Some((quantize(0.0), quantize(6.0), Activation::Relu6)),
+        codes::RELU => Some((output.activation_bound(0.0), 255, Activation::Relu)),
+        codes::RELU6 => Some((output.activation_bound(0.0), output.activation_bound(6.0), Activation::Relu6)),
         _ => None,
     }
 }

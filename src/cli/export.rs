@@ -1,0 +1,52 @@
+//! `mnq-gpu export`: write quantized models as TFLite files (uint8, or int8 for symmetric weights) that LiteRT
+//! runs to the same bytes as mnq-gpu, every layer; schemes TFLite cannot express are refused with the reason.
+
+use super::ModelArgs;
+use anyhow::{Context, Result};
+use clap::Args;
+use mnq_gpu::tflite;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Output file (one scheme) or folder (several). Default: <model>_<scheme>.tflite in the current folder.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+pub fn run(args: ExportArgs) -> Result<ExitCode> {
+    let loaded = args.model.load()?;
+    let quantized = args.model.quantized_models(&loaded)?;
+    // Every model is checked before any is written, so a refusal leaves no files behind.
+    let element_types = quantized
+        .iter()
+        .map(|q| tflite::export::element_type(&q.model))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (q, element_type) in quantized.iter().zip(element_types) {
+        let file_name = format!("{}_{}.tflite", loaded.float.name, q.model.scheme.replace('+', "_"));
+        let output = match &args.output {
+            Some(path) if quantized.len() == 1 && !path.is_dir() => path.clone(),
+            Some(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                dir.join(file_name)
+            }
+            None => PathBuf::from(file_name),
+        };
+        let element_type = match element_type {
+            tflite::ElementType::Uint8 => "uint8",
+            tflite::ElementType::Int8 => "int8",
+        };
+        tflite::save(&q.model, &q.float, &output).with_context(|| format!("writing {}", output.display()))?;
+        eprintln!(
+            "wrote {} ({} layers as {}, scheme {})",
+            output.display(),
+            q.model.layers.len(),
+            element_type,
+            q.model.scheme
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
