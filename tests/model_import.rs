@@ -140,5 +140,8 @@ fn an_absurd_shape_is_refused() {
 #[test]
 fn a_missing_model_says_how_to_get_one() {
     let error = load_error(Path::new("/nonexistent/model"));
-    assert!(error.contains("no MobileNetV1 model found") && error.contains("`mnq-gpu download NAME` fetches one"), "{error}");
+    assert!(
+        error.contains("no MobileNetV1 model found") && error.contains("`mnq-gpu download NAME` fetches one"),
+        "{error}"
+    );
 }

@@ -61,7 +61,7 @@ pub fn write_run(
         dumped.push(DumpedLayer { name: layer.name.clone(), tflite_tensor, file });
     }
     Ok(Run {
-        image: std::path::absolute(image).unwrap_or_else(|_| image.to_path_buf()),
+        image: image.canonicalize().unwrap_or_else(|_| image.to_path_buf()),
         scheme: q.scheme.to_string(),
         device: device.to_string(),
         input: input_file,

@@ -28,8 +28,12 @@ const TFLITE_MODELS: [(&str, &str); 4] = [
     ("shared/models/tflite/mobilenet_v1_0.5_160_quant.tflite", "57.7"),
     ("shared/models/tflite/mobilenet_v1_0.25_128_quant.tflite", "39.9"),
 ];
-/// The LiteRT cross-check's summary (`scripts/litert-crosscheck-full.sh`), rendered when present.
-const LITERT_SUMMARY: &str = "results/litert_crosscheck.json";
+/// The LiteRT cross-check's summaries (`scripts/litert-crosscheck-full.sh`), relative to the markdown file, and
+/// what each covers; rendered when present.
+const LITERT_SUMMARIES: [(&str, &str); 2] = [
+    ("results/litert_crosscheck.json", "Google's four models, as imported"),
+    ("results/litert_crosscheck_export.json", "models mnq-gpu quantized and exported (`mnq-gpu export`)"),
+];
 
 #[derive(Args)]
 pub struct ReportArgs {
@@ -78,8 +82,11 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         tflite.push(TfliteRow { eval, sqnr, published });
     }
     write_tflite_chart(&tflite, &plots)?;
-    let litert = std::fs::read_to_string(base.join(LITERT_SUMMARY)).ok();
-    let markdown = render(&eval, &sqnr, &analysis, &args.plots) + &render_tflite(&tflite, litert.as_deref(), &args.plots);
+    let litert: Vec<(&str, &str, Option<String>)> = LITERT_SUMMARIES
+        .iter()
+        .map(|&(file, what)| (file, what, std::fs::read_to_string(base.join(file)).ok()))
+        .collect();
+    let markdown = render(&eval, &sqnr, &analysis, &args.plots) + &render_tflite(&tflite, &litert, &args.plots);
     std::fs::write(&args.output, markdown).with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!("wrote {}", args.output.display());
     Ok(ExitCode::SUCCESS)
@@ -265,7 +272,7 @@ fn write_tflite_chart(rows: &[TfliteRow], plots: &Path) -> Result<()> {
     Ok(())
 }
 
-fn render_tflite(rows: &[TfliteRow], litert: Option<&str>, plots: &Path) -> String {
+fn render_tflite(rows: &[TfliteRow], litert: &[(&str, &str, Option<String>)], plots: &Path) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "\n## Retrained: Google's quantization-aware-trained uint8 models (TFLite)\n");
     let _ = writeln!(
@@ -307,14 +314,17 @@ fn render_tflite(rows: &[TfliteRow], litert: Option<&str>, plots: &Path) -> Stri
         "\n![accumulated SQNR of the TFLite models]({})\n",
         plots.join("sqnr_tflite_accumulated.png").display()
     );
-    match litert {
-        Some(summary) => md.push_str(&render_litert(summary)),
-        None => {
-            let _ = writeln!(
-                md,
-                "No LiteRT cross-check summary (`{LITERT_SUMMARY}`) was found; `scripts/litert-crosscheck-full.sh` \
-                 writes it."
-            );
+    let _ = writeln!(md, "### Bit-exact with LiteRT's reference kernels\n");
+    for (file, what, summary) in litert {
+        match summary {
+            Some(summary) => md.push_str(&render_litert(file, what, summary)),
+            None => {
+                let _ = writeln!(
+                    md,
+                    "No LiteRT cross-check summary `{file}` ({what}) was found; `scripts/litert-crosscheck-full.sh` \
+                     writes it.\n"
+                );
+            }
         }
     }
     md
@@ -322,17 +332,16 @@ fn render_tflite(rows: &[TfliteRow], litert: Option<&str>, plots: &Path) -> Stri
 
 /// The LiteRT cross-check's JSON summary as tables: mnq-gpu (CPU reference and GPU) against LiteRT's reference
 /// kernels, and LiteRT's other kernels against the reference.
-fn render_litert(summary: &str) -> String {
+fn render_litert(file: &str, what: &str, summary: &str) -> String {
     let mut md = String::new();
     let Ok(json) = serde_json::from_str::<serde_json::Value>(summary) else {
-        return format!("The LiteRT cross-check summary `{LITERT_SUMMARY}` is not valid JSON.\n");
+        return format!("The LiteRT cross-check summary `{file}` is not valid JSON.\n\n");
     };
     let number = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
     let results = json["results"].as_array().cloned().unwrap_or_default();
-    let _ = writeln!(md, "### Bit-exact with LiteRT's reference kernels\n");
     let _ = writeln!(
         md,
-        "`scripts/litert-crosscheck-full.sh`: LiteRT {} (`ai-edge-litert`, `OpResolverType.BUILTIN_REF`, \
+        "{what} (`{file}`, from `scripts/litert-crosscheck-full.sh`): LiteRT {} (`ai-edge-litert`, `OpResolverType.BUILTIN_REF`, \
          `experimental_preserve_all_tensors`) fed the same uint8 input as mnq-gpu; every layer's output compared byte \
          for byte. The other columns compare LiteRT's own paths with its reference kernels, on the tensors each \
          exposes, and count the images whose top-1 class (from the uint8 logits) changes: the default XNNPACK delegate \
@@ -374,7 +383,7 @@ fn render_litert(summary: &str) -> String {
     }
     let _ = writeln!(
         md,
-        "\nIn all: {} bytes compared, {} differ from LiteRT's reference kernels.",
+        "\nIn all: {} bytes compared, {} differ from LiteRT's reference kernels.\n",
         number(&json["bytes_compared"]),
         number(&json["bytes_differing"])
     );

@@ -188,7 +188,7 @@ fn truncate(text: &str, max: usize) -> String {
 fn write_manifest(dir: &Path, loaded: &super::Loaded, runs: Vec<dump::Run>) -> Result<()> {
     let manifest = dump::Manifest {
         model: loaded.float.name.clone(),
-        tflite: loaded.tflite.as_ref().map(|_| std::path::absolute(&loaded.source).unwrap_or(loaded.source.clone())),
+        tflite: loaded.tflite.as_ref().map(|_| loaded.source.canonicalize().unwrap_or(loaded.source.clone())),
         tflite_type: loaded.tflite.as_ref().map(|t| t.element_type),
         runs,
     };
