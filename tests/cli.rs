@@ -201,8 +201,15 @@ fn export_writes_a_tflite_file_that_run_checks_and_classifies_like_its_source() 
 fn export_refuses_cle_with_the_reason_and_exit_code_1() {
     let list = small_calibration_list("export-cle", 2);
     let dir = std::env::temp_dir().join(format!("mnq-cli-export-cle-{}", std::process::id()));
-    let output =
-        mnq_gpu(&["export", "--scheme", "tf8,cle", "--calibration", list.to_str().unwrap(), "-o", dir.to_str().unwrap()]);
+    let output = mnq_gpu(&[
+        "export",
+        "--scheme",
+        "tf8,cle",
+        "--calibration",
+        list.to_str().unwrap(),
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
     std::fs::remove_file(&list).unwrap();
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);

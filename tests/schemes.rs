@@ -49,6 +49,8 @@ fn scheme_names_parse_into_their_steps() {
     let cle: Scheme = "cle-bc+mse".parse().unwrap();
     assert!(cle.zero_variance_fix && cle.equalize && cle.bias_correction && cle.ranges == RangeMethod::Mse);
     assert!("per-channel".parse::<Scheme>().unwrap().per_channel);
+    let sym: Scheme = "per-channel+sym".parse().unwrap();
+    assert!(sym.per_channel && sym.symmetric && !tf8.symmetric);
     assert_eq!("tf8+relu".parse::<Scheme>().unwrap().architecture, Architecture::Relu);
     assert_eq!("tf8-zero-var+dw-linear".parse::<Scheme>().unwrap().architecture, Architecture::DwLinear);
     for bad in ["tf9", "tf8+fast", "cle+dw-linear", ""] {
@@ -135,4 +137,15 @@ fn zero_variance_depthwise_channels_see_exactly_zero_on_calibration_images() {
         }
     }
     assert!(checked >= 3 * 20, "{checked} dead depthwise channels checked");
+}
+
+/// `+sym` is TFLite's int8 weight convention: s = max|w|/127 per channel, round(w/s) ∈ [−127, 127] stored + 128.
+#[test]
+fn symmetric_weights_use_the_largest_magnitude_and_127_steps() {
+    use mnq_gpu::quant::quantize::symmetric_params;
+    let params = symmetric_params(Range { min: -0.5, max: 0.25 });
+    assert_eq!((params.scale, params.zero_point), (0.5 / 127.0, 128));
+    assert_eq!((params.quantize(-0.5), params.quantize(0.0), params.quantize(0.125)), (1, 128, 160));
+    // An all-zero channel (the zero-variance fix) gets scale 1, as in TFLite.
+    assert_eq!(symmetric_params(Range { min: 0.0, max: 0.0 }).scale, 1.0);
 }

@@ -115,7 +115,8 @@ fn a_multiplier_tflite_would_derive_differently_is_refused() {
     let (float, mut model) = quantized("tf8");
     for layer in model.layers.iter_mut().filter(|l| l.op.has_weights()) {
         for c in 0..layer.output_shape.c {
-            let real = effective_scale(layer.input.scale, layer.weight_scales[c], layer.output.scale, ScaleProduct::Float64);
+            let real =
+                effective_scale(layer.input.scale, layer.weight_scales[c], layer.output.scale, ScaleProduct::Float64);
             (layer.multipliers[c], layer.shifts[c]) = quantize_multiplier(real).unwrap();
         }
     }
@@ -164,4 +165,3 @@ fn a_saved_file_loads_with_the_models_name_and_scheme() {
     assert_eq!(imported.tensors.len(), 29);
     assert!(imported.tensors.windows(2).all(|w| w[0] < w[1]));
 }
-

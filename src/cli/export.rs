@@ -21,10 +21,8 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let loaded = args.model.load()?;
     let quantized = args.model.quantized_models(&loaded)?;
     // Every model is checked before any is written, so a refusal leaves no files behind.
-    let element_types = quantized
-        .iter()
-        .map(|q| tflite::export::element_type(&q.model))
-        .collect::<Result<Vec<_>, _>>()?;
+    let element_types =
+        quantized.iter().map(|q| tflite::export::element_type(&q.model)).collect::<Result<Vec<_>, _>>()?;
     for (q, element_type) in quantized.iter().zip(element_types) {
         let file_name = format!("{}_{}.tflite", loaded.float.name, q.model.scheme.replace('+', "_"));
         let output = match &args.output {

@@ -164,7 +164,7 @@ pub struct ModelArgs {
     #[arg(long, value_name = "DIR|FILE|NAME")]
     pub model: Option<PathBuf>,
     /// Quantization schemes, comma-separated: a preset (tf8, tf8-zero-var, per-channel, cle, cle-bc) with
-    /// optional modifiers (+mse, +zero-var, +per-channel, +relu, +dw-linear), e.g. `tf8,per-channel,cle-bc+mse`;
+    /// optional modifiers (+mse, +zero-var, +per-channel, +sym, +relu, +dw-linear), e.g. `tf8,per-channel,cle-bc+mse`;
     /// `tflite` is a TFLite file's own quantization. Default: tf8, and tflite for a TFLite model (other schemes
     /// quantize the float model the file represents).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]

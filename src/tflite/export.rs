@@ -137,7 +137,11 @@ fn check(model: &QuantModel) -> Result<Checked> {
 /// Whether every layer of `model` runs in TFLite's `element_type` kernels exactly as in the engine: per layer,
 /// the fused activation that gives its clamp, or the reason (naming the layer) why not.
 fn check_as(model: &QuantModel, element_type: ElementType) -> std::result::Result<Vec<i8>, String> {
-    model.layers.iter().map(|layer| check_layer(layer, element_type).map_err(|e| format!("layer {}: {e}", layer.name))).collect()
+    model
+        .layers
+        .iter()
+        .map(|layer| check_layer(layer, element_type).map_err(|e| format!("layer {}: {e}", layer.name)))
+        .collect()
 }
 
 fn check_layer(layer: &QLayer, element_type: ElementType) -> std::result::Result<i8, String> {
@@ -145,7 +149,7 @@ fn check_layer(layer: &QLayer, element_type: ElementType) -> std::result::Result
         let count = layer.input_shape.h * layer.input_shape.w;
         // TFLite's int8 AveragePool rounds (Σx ± n/2)/n away from zero, the engine's u8 pool (Σq + n/2)/n up:
         // with q = x + 128 they agree unless n is even and a negative sum falls exactly halfway.
-        if element_type == ElementType::Int8 && count % 2 == 0 && std::env::var("MNQ_EXPERIMENT").is_err() {
+        if element_type == ElementType::Int8 && count.is_multiple_of(2) {
             return Err(format!(
                 "an average over {count} positions: TFLite's int8 AVERAGE_POOL_2D rounds ties away from zero, the \
                  engine's u8 pool rounds them up, so negative ties over an even count would differ"
@@ -176,7 +180,8 @@ fn check_layer(layer: &QLayer, element_type: ElementType) -> std::result::Result
             )
         })?;
     for c in 0..layer.output_shape.c {
-        let real = effective_scale(layer.input.scale, layer.weight_scales[c], output.scale, element_type.scale_product());
+        let real =
+            effective_scale(layer.input.scale, layer.weight_scales[c], output.scale, element_type.scale_product());
         let derived = quantize_multiplier(real);
         if derived != Some((layer.multipliers[c], layer.shifts[c])) {
             let convention = match element_type {
@@ -312,7 +317,8 @@ impl Graph {
                 for co in 0..c_out {
                     for tap in 0..taps {
                         for ci in 0..c_in {
-                            reordered[(co * taps + tap) * c_in + ci] = raw(layer.weights[(tap * c_in + ci) * c_out + co]);
+                            reordered[(co * taps + tap) * c_in + ci] =
+                                raw(layer.weights[(tap * c_in + ci) * c_out + co]);
                         }
                     }
                 }
@@ -325,8 +331,13 @@ impl Graph {
             zero_points: layer.weight_zero_points[..channels].iter().map(|&z| self.zero_point(z)).collect(),
             quantized_dimension,
         };
-        let weights =
-            self.constant(format!("{}/weights", layer.name), kernel_shape, element_type.code(), weights, weight_quantization);
+        let weights = self.constant(
+            format!("{}/weights", layer.name),
+            kernel_shape,
+            element_type.code(),
+            weights,
+            weight_quantization,
+        );
         // int32 with scale s_in·s_w (the float32 product, as TFLite's converter writes it) and zero point 0.
         let bias_quantization = Quantization {
             scales: layer.weight_scales[..channels].iter().map(|&s| layer.input.scale * s).collect(),
@@ -334,8 +345,13 @@ impl Graph {
             quantized_dimension: 0,
         };
         let bias_data = layer.bias.iter().flat_map(|b| b.to_le_bytes()).collect();
-        let bias =
-            self.constant(format!("{}/bias", layer.name), vec![c_out as i32], codes::INT32, bias_data, bias_quantization);
+        let bias = self.constant(
+            format!("{}/bias", layer.name),
+            vec![c_out as i32],
+            codes::INT32,
+            bias_data,
+            bias_quantization,
+        );
         let output = self.activation(format!("{}/output", layer.name), layer.output_shape, layer.output);
         let padding = |padding: Padding| match padding {
             Padding::Same => codes::SAME,
@@ -383,7 +399,12 @@ impl Graph {
             filter_height: layer.input_shape.h as i32,
             fused_activation_function: codes::NONE,
         };
-        self.operator(codes::AVERAGE_POOL_2D, vec![input], output, Some(fb::BuiltinOptions::Pool2DOptions(Box::new(options))));
+        self.operator(
+            codes::AVERAGE_POOL_2D,
+            vec![input],
+            output,
+            Some(fb::BuiltinOptions::Pool2DOptions(Box::new(options))),
+        );
         output
     }
 
@@ -396,14 +417,20 @@ impl Graph {
         let quantization = Quantization::per_tensor(params.scale, self.zero_point(params.zero_point));
         let output = self.tensor("reshape/output".into(), new_shape.clone(), self.element_type.code(), 0, quantization);
         let options = fb::ReshapeOptions { new_shape: Some(new_shape) };
-        self.operator(codes::RESHAPE, vec![input, shape], output, Some(fb::BuiltinOptions::ReshapeOptions(Box::new(options))));
+        self.operator(
+            codes::RESHAPE,
+            vec![input, shape],
+            output,
+            Some(fb::BuiltinOptions::ReshapeOptions(Box::new(options))),
+        );
         output
     }
 
     /// SOFTMAX with beta 1 to the probabilities, quantized as TFLite requires.
     fn softmax(&mut self, input: i32, classes: usize) -> i32 {
         let quantization = Quantization::per_tensor(SOFTMAX_OUTPUT.scale, self.zero_point(SOFTMAX_OUTPUT.zero_point));
-        let output = self.tensor("softmax/output".into(), vec![1, classes as i32], self.element_type.code(), 0, quantization);
+        let output =
+            self.tensor("softmax/output".into(), vec![1, classes as i32], self.element_type.code(), 0, quantization);
         let options = fb::SoftmaxOptions { beta: 1.0 };
         self.operator(codes::SOFTMAX, vec![input], output, Some(fb::BuiltinOptions::SoftmaxOptions(Box::new(options))));
         output

@@ -295,7 +295,7 @@ impl File<'_> {
                 codes::CONV_2D | codes::DEPTHWISE_CONV_2D => {
                     Some(self.convolution(&step, code == codes::DEPTHWISE_CONV_2D, element_type, &mut namer)?)
                 }
-                codes::AVERAGE_POOL_2D => Some(self.average_pool(&step, &mut namer)?),
+                codes::AVERAGE_POOL_2D => Some(self.average_pool(&step, element_type, &mut namer)?),
                 codes::RESHAPE => {
                     self.reshape(&step)?;
                     None
@@ -618,7 +618,7 @@ impl File<'_> {
     }
 
     /// AVERAGE_POOL_2D over the whole image: the global average pool.
-    fn average_pool(&self, step: &Step, namer: &mut LayerNamer) -> Result<(QLayer, Layer)> {
+    fn average_pool(&self, step: &Step, element_type: ElementType, namer: &mut LayerNamer) -> Result<(QLayer, Layer)> {
         let context = step.context;
         let fail = |reason: String| self.error(format!("{context}: {reason}"));
         let (ins, outs) = (step.input.shape, step.output_shape);
@@ -643,6 +643,16 @@ impl File<'_> {
                 "the output's quantization {:?} differs from the input's {:?}; TFLite's uint8 average pool does \
                  not requantize",
                 step.output_params, step.input.params
+            )));
+        }
+        // TFLite's int8 pool rounds ties away from zero, the engine's (uint8's) rounds them up: in the int8 domain
+        // they differ on negative sums that are exact halves, which only an even count of positions can give.
+        let positions = ins.h * ins.w;
+        if element_type == ElementType::Int8 && positions % 2 == 0 {
+            return Err(fail(format!(
+                "an int8 average over {positions} positions: TFLite's int8 AVERAGE_POOL_2D rounds ties away from \
+                 zero, the engine's pool rounds them up, and with an even count the two differ; mnq-gpu runs \
+                 int8 models whose pool averages an odd number of positions (input sizes 224 and 160)"
             )));
         }
         let name = namer.name(Op::GlobalAvgPool);
