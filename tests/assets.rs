@@ -20,3 +20,18 @@ fn the_example_image_is_grace_hopper_517_by_606() {
     let image = image::load_from_memory(EXAMPLE_IMAGE).expect("a JPEG the image crate decodes");
     assert_eq!((image.width(), image.height()), (517, 606));
 }
+
+/// What `mnq-gpu run` does on a machine without ../shared: the built-in model on the built-in photo.
+#[test]
+fn the_embedded_model_classifies_the_example_photo_as_academic_dress() {
+    let imported = mnq_gpu::tflite::from_bytes(EMBEDDED_MODEL, EMBEDDED_MODEL_NAME, "<built-in>".as_ref()).unwrap();
+    let float = &imported.float;
+    let image =
+        mnq_gpu::preprocess::decode_image(EXAMPLE_IMAGE, "<built-in>".as_ref(), float.input_shape, float.input_range)
+            .unwrap();
+    let logits = mnq_gpu::cpu_ref::run_u8(&imported.model, &imported.model.quantize_input(&image)).pop().unwrap();
+    let top = mnq_gpu::labels::top_k(&imported.model.dequantize_logits(&logits), 2);
+    let names: Vec<String> =
+        top.iter().map(|&output| mnq_gpu::labels::class_name(float.class_of_output(output).unwrap())).collect();
+    assert_eq!(names, ["academic gown", "mortarboard"]);
+}

@@ -146,10 +146,10 @@ pub fn evaluate(
         let paths: Vec<&Path> = chunk.iter().map(|i| i.path.as_path()).collect();
         // The output index of each label (TFLite models have a background output first).
         let classes: Vec<usize> = chunk.iter().map(|i| float.output_of_class(i.class)).collect();
-        let inputs = load_images(&paths, &float, "decoding")?;
+        let inputs = load_images(&paths, float, "decoding")?;
 
         let start = Instant::now();
-        original_float.add(&float_logits(&float, &inputs), &classes);
+        original_float.add(&float_logits(float, &inputs), &classes);
         original_float.time += start.elapsed();
 
         for (index, q) in quantized.iter().enumerate() {

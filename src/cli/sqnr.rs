@@ -73,7 +73,7 @@ pub fn measure(model_args: &ModelArgs, list: Option<&Path>, count: usize) -> Res
     images.truncate(count);
     let quantized = model_args.quantized_models(&loaded)?;
     let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
-    let inputs = load_images(&paths, &float, "decoding")?;
+    let inputs = load_images(&paths, float, "decoding")?;
     let schemes: Vec<SchemeSqnr> = quantized
         .iter()
         .map(|q| SchemeSqnr { scheme: q.scheme.to_string(), layers: model_sqnr(&q.float, &q.model, &inputs) })
