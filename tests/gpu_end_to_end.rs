@@ -82,7 +82,7 @@ fn google_tflite_models_match_cpu_ref_at_every_layer() {
 /// Every layer of every image of `quant` on the GPU equals the CPU integer reference, for both inner products.
 fn assert_gpu_matches_cpu_ref(gpu: &mnq_gpu::gpu::GpuContext, quant: &QuantModel, images: &[Vec<u8>]) {
     let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
-    let expected: Vec<Vec<Vec<u8>>> = images.iter().map(|image| cpu_ref::run_u8(&quant, image)).collect();
+    let expected: Vec<Vec<Vec<u8>>> = images.iter().map(|image| cpu_ref::run_u8(quant, image)).collect();
     for inner in InnerProduct::ALL {
         let mut plan = Plan::new(gpu, quant, TEST_IMAGES, inner).expect("plan");
         let actual = plan.run(gpu, &inputs, Readback::AllLayers).expect("run");
