@@ -31,19 +31,6 @@ fn load_model_inputs(list: &str, count: usize, model: &model::Model) -> Vec<Vec<
         .collect()
 }
 
-/// The first `count` images listed in `list` (lines `FILE CLASS`), preprocessed for `input`.
-fn load_images(list: &str, count: usize, input: model::Shape) -> Vec<Vec<f32>> {
-    let listing = std::fs::read_to_string(Path::new(IMAGES).join(list)).expect("image list");
-    listing
-        .lines()
-        .take(count)
-        .map(|line| {
-            let file = line.split_whitespace().next().expect("FILE CLASS");
-            preprocess::load_image(&Path::new(IMAGES).join("images").join(file), input).expect("image")
-        })
-        .collect()
-}
-
 #[test]
 fn real_mobilenet_v1_0_75_matches_cpu_ref_at_every_layer() {
     if !Path::new(MODEL).exists() {
@@ -54,9 +41,9 @@ fn real_mobilenet_v1_0_75_matches_cpu_ref_at_every_layer() {
         return;
     };
     let float = model::tfjs::load(Path::new(MODEL)).expect("model");
-    let calibration = load_images("calibration.txt", CALIBRATION_IMAGES, float.input_shape);
+    let calibration = load_model_inputs("calibration.txt", CALIBRATION_IMAGES, &float);
     let quant = quant::quantize::quantize(&float, &calibration).expect("quantize");
-    let images: Vec<Vec<u8>> = load_images("evaluation.txt", TEST_IMAGES, float.input_shape)
+    let images: Vec<Vec<u8>> = load_model_inputs("evaluation.txt", TEST_IMAGES, &float)
         .iter()
         .map(|image| quant.quantize_input(image))
         .collect();

@@ -1,7 +1,7 @@
 //! `mnq-gpu export`: write quantized models as TFLite files (uint8, or int8 for symmetric weights) that LiteRT
 //! runs to the same bytes as mnq-gpu, every layer; schemes TFLite cannot express are refused with the reason.
 
-use super::ModelArgs;
+use super::{output_path, ModelArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::tflite;
@@ -24,15 +24,8 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let element_types =
         quantized.iter().map(|q| tflite::export::element_type(&q.model)).collect::<Result<Vec<_>, _>>()?;
     for (q, element_type) in quantized.iter().zip(element_types) {
-        let file_name = format!("{}_{}.tflite", loaded.float.name, q.model.scheme.replace('+', "_"));
-        let output = match &args.output {
-            Some(path) if quantized.len() == 1 && !path.is_dir() => path.clone(),
-            Some(dir) => {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                dir.join(file_name)
-            }
-            None => PathBuf::from(file_name),
-        };
+        let output =
+            output_path(args.output.as_deref(), quantized.len(), &loaded.float.name, &q.model.scheme, "tflite")?;
         let element_type = match element_type {
             tflite::ElementType::Uint8 => "uint8",
             tflite::ElementType::Int8 => "int8",

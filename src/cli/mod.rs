@@ -356,3 +356,17 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     writeln!(out)?;
     Ok(())
 }
+
+/// Where `quantize` and `export` write one of `count` models: `output` itself for a single model (unless it is a
+/// folder), else `<model>_<scheme>.<extension>` in the folder `output` (created) or in the current folder.
+pub fn output_path(output: Option<&Path>, count: usize, model: &str, scheme: &str, extension: &str) -> Result<PathBuf> {
+    let file_name = format!("{model}_{}.{extension}", scheme.replace('+', "_"));
+    Ok(match output {
+        Some(path) if count == 1 && !path.is_dir() => path.to_path_buf(),
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir.join(file_name)
+        }
+        None => PathBuf::from(file_name),
+    })
+}

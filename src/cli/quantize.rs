@@ -1,6 +1,6 @@
 //! `mnq-gpu quantize`: calibrate once, write one int8 model file per scheme.
 
-use super::ModelArgs;
+use super::{output_path, ModelArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::quant;
@@ -25,15 +25,7 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
     let float = &loaded.float;
     let quantized = args.model.quantized_models(&loaded)?;
     for q in &quantized {
-        let file_name = format!("{}_{}.safetensors", float.name, q.model.scheme.replace('+', "_"));
-        let output = match &args.output {
-            Some(path) if quantized.len() == 1 && !path.is_dir() => path.clone(),
-            Some(dir) => {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                dir.join(file_name)
-            }
-            None => PathBuf::from(file_name),
-        };
+        let output = output_path(args.output.as_deref(), quantized.len(), &float.name, &q.model.scheme, "safetensors")?;
         quant::file::save(&q.model, &output).with_context(|| format!("writing {}", output.display()))?;
         eprintln!("wrote {} ({} layers, scheme {})", output.display(), q.model.layers.len(), q.model.scheme);
     }
