@@ -21,10 +21,14 @@ Run it with the interpreter that scripts/litert-venv.sh makes:
 
 or compare dumps made elsewhere (for instance on a machine with a GPU): `--from-dumps DIR,DIR`.
 
+`--requant fp32` checks mnq-gpu's float requantization (`mnq-gpu --requant fp32`) against LiteRT's default path
+instead: every layer against AUTO (XNNPACK, one delegate node per operator), the other configurations then
+measured against AUTO. `single` has no LiteRT kernel to compare with (TFLite built with TFLITE_SINGLE_ROUNDING).
+
 int8 TFLite files: mnq-gpu's u8 values are the int8 values + 128, so LiteRT is fed (u8 - 128) and its int8
 tensors are compared as (int8 + 128).
 
-Exit status: 0 when every byte matches BUILTIN_REF, 1 when any differs, 2 on a usage error (missing binary,
+Exit status: 0 when every byte matches the reference (BUILTIN_REF, or AUTO for fp32), 1 when any differs, 2 on a usage error (missing binary,
 model, list, image or package), 3 when mnq-gpu fails or writes a dump this script cannot read.
 """
 
@@ -94,6 +98,8 @@ COMPARED_CONFIGS = {
     )
 }
 DEFAULT_COMPARED = "AUTO,AUTO_FUSED,BUILTIN_WITHOUT_DEFAULT_DELEGATES"
+# What each mnq-gpu requantization mode (--requant) is checked against.
+REFERENCES = {"double": REFERENCE, "fp32": COMPARED_CONFIGS["AUTO"]}
 
 
 class LiteRTModel:
@@ -132,6 +138,11 @@ class LiteRTModel:
                 raise CheckError(f"LiteRT cannot load {self.path} ({config.name}): {error}", EXIT_USAGE) from error
             self._interpreters[config.name] = interpreter
         return self._interpreters[config.name]
+
+    def delegated_tensors(self, config):
+        """The tensors a delegate (XNNPACK) computes under `config`: outputs of its DELEGATE nodes."""
+        ops = self.interpreter(config)._get_ops_details()
+        return {int(t) for op in ops if op["op_name"] == "DELEGATE" for t in op["outputs"]}
 
     def run(self, config, input_u8, tensors):
         """Runs `config` on mnq-gpu's u8 input; returns {tensor: u8 array} for those of `tensors` it can read."""
@@ -208,7 +219,7 @@ class TensorStats:
 
 @dataclass
 class ConfigResult:
-    """One LiteRT configuration against BUILTIN_REF, on the inputs of one model × device."""
+    """One LiteRT configuration against the reference, on the inputs of one model × device."""
 
     config: Config
     tensors: dict = field(default_factory=dict)  # tensor index -> TensorStats
@@ -239,28 +250,32 @@ class RunResult:
 
     model: LiteRTModel
     device: str
+    reference: Config
     images: list = field(default_factory=list)
-    layers: dict = field(default_factory=dict)  # tensor index -> TensorStats, mnq-gpu against BUILTIN_REF
+    layers: dict = field(default_factory=dict)  # tensor index -> TensorStats, mnq-gpu against the reference
     configs: dict = field(default_factory=dict)  # config name -> ConfigResult
 
     def bytes_differing(self):
-        """Bytes of mnq-gpu's dump that differ from BUILTIN_REF."""
+        """Bytes of mnq-gpu's dump that differ from the reference."""
         return sum(s.bytes_differing for s in self.layers.values())
 
     def as_json(self):
         """The result as a JSON object."""
         layers = list(self.layers.values())
+        # mnq_vs_builtin_ref / litert_vs_builtin_ref for the reference kernels, ..._auto for XNNPACK.
+        reference = self.reference.name.lower()
         return {
             "model": self.model.name,
             "tflite": str(self.model.path),
             "device": self.device,
+            "reference": self.reference.name,
             "images": self.images,
-            "mnq_vs_builtin_ref": {
+            f"mnq_vs_{reference}": {
                 "bytes_compared": sum(s.bytes_compared for s in layers),
                 "bytes_differing": self.bytes_differing(),
                 "layers": [s.as_json() for s in layers],
             },
-            "litert_vs_builtin_ref": {name: c.as_json() for name, c in self.configs.items()},
+            f"litert_vs_{reference}": {name: c.as_json() for name, c in self.configs.items()},
         }
 
 
@@ -270,14 +285,14 @@ def top1(logits):
 
 
 def compare_image(result, image, input_u8, layers, dump_dir, compared_configs):
-    """Compares one dumped run (its input and layers) with BUILTIN_REF, then the other configurations likewise."""
+    """Compares one dumped run (its input and layers) with the reference, then the other configurations likewise."""
     model = result.model
     bad = [layer["name"] for layer in layers if layer.get("tflite_tensor") not in model.activation_tensors]
     if bad:
         raise CheckError(f"{dump_dir}: layers whose tflite_tensor is no activation tensor of {model.name}: "
                          f"{', '.join(bad)}", EXIT_RUN_FAILED)
     wanted = sorted({layer["tflite_tensor"] for layer in layers} | {model.logits_tensor, model.output_tensor})
-    reference = model.run(REFERENCE, input_u8, wanted)
+    reference = model.run(result.reference, input_u8, wanted)
     names = {layer["tflite_tensor"]: layer["name"] for layer in layers}
     names.setdefault(model.logits_tensor, "logits")
     names.setdefault(model.output_tensor, "softmax (output)")
@@ -308,8 +323,9 @@ def load_npy(path, dump_dir):
     return array
 
 
-def compare_dump(dump_dir, models, results, compared_configs):
-    """Compares every TFLite-scheme run of one mnq-gpu dump directory; results accumulate per model × device."""
+def compare_dump(dump_dir, models, results, compared_configs, requant):
+    """Compares every TFLite-scheme run under `requant` of one mnq-gpu dump directory; results accumulate per
+    model × device."""
     manifest_path = dump_dir / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -319,11 +335,13 @@ def compare_dump(dump_dir, models, results, compared_configs):
     if manifest.get("tflite_type", "uint8") != model.dtype.name:
         raise CheckError(f"{manifest_path}: tflite_type {manifest.get('tflite_type')!r}, but {model.path} has "
                          f"{model.dtype.name} activations", EXIT_RUN_FAILED)
-    runs = [run for run in manifest["runs"] if run.get("scheme", "tflite") == "tflite"]
+    runs = [run for run in manifest["runs"]
+            if run.get("scheme", "tflite") == "tflite" and run.get("requant", "double") == requant]
     if not runs:
-        raise CheckError(f"{manifest_path}: no run with scheme 'tflite'", EXIT_RUN_FAILED)
+        raise CheckError(f"{manifest_path}: no run with scheme 'tflite' and requant '{requant}'", EXIT_RUN_FAILED)
     for run in runs:
-        result = results.setdefault((model.name, run["device"]), RunResult(model, run["device"]))
+        key = (model.name, run["device"])
+        result = results.setdefault(key, RunResult(model, run["device"], REFERENCES[requant]))
         image = run["image"]
         result.images.append(image)
         input_u8 = load_npy(dump_dir / run["input"], dump_dir)
@@ -348,10 +366,10 @@ def model_for_manifest(manifest, manifest_path, models):
     return models[tflite]
 
 
-def run_mnq(mnq, model, device, images, dump_dir):
+def run_mnq(mnq, model, device, requant, images, dump_dir):
     """Runs mnq-gpu with --dump on `images`; raises CheckError with its stderr when it fails."""
-    command = [str(mnq), "run", "--model", str(model.path), "--scheme", "tflite", "--device", device,
-               "--dump", str(dump_dir), *map(str, images)]
+    command = [str(mnq), "run", "--model", str(model.path), "--scheme", "tflite", "--requant", requant,
+               "--device", device, "--dump", str(dump_dir), *map(str, images)]
     completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if completed.returncode != 0:
         tail = "\n".join(completed.stderr.strip().splitlines()[-15:])
@@ -390,12 +408,12 @@ def check_with_mnq(args, models, results, compared_configs):
                 if args.work:
                     dump_dir = args.work / model.name / device / f"{start:05d}"
                     dump_dir.mkdir(parents=True, exist_ok=True)
-                    run_mnq(args.mnq, model, device, chunk, dump_dir)
-                    compare_dump(dump_dir, models, results, compared_configs)
+                    run_mnq(args.mnq, model, device, args.requant, chunk, dump_dir)
+                    compare_dump(dump_dir, models, results, compared_configs, args.requant)
                 else:
                     with tempfile.TemporaryDirectory(prefix="mnq-dump-") as temporary:
-                        run_mnq(args.mnq, model, device, chunk, Path(temporary))
-                        compare_dump(Path(temporary), models, results, compared_configs)
+                        run_mnq(args.mnq, model, device, args.requant, chunk, Path(temporary))
+                        compare_dump(Path(temporary), models, results, compared_configs, args.requant)
 
 
 def percent(part, whole):
@@ -403,9 +421,16 @@ def percent(part, whole):
     return f"{100 * part / whole:.2f} %" if whole else "n/a"
 
 
-def print_report(results, compared_names):
+def print_report(results, compared_names, reference):
     """The human-readable tables, on stdout."""
-    print(f"LiteRT {version('ai-edge-litert')}: mnq-gpu against BUILTIN_REF (TFLite reference kernels), byte for byte")
+    print(f"LiteRT {version('ai-edge-litert')}: mnq-gpu against {reference.name} ({reference.description}), "
+          "byte for byte")
+    if reference.resolver != OpResolverType.BUILTIN_REF:
+        for result in {r.model.name: r for r in results.values()}.values():
+            delegated = result.model.delegated_tensors(reference)
+            others = [s.name for t, s in result.layers.items() if t not in delegated]
+            print(f"{result.model.name}: XNNPACK ran {len(result.layers) - len(others)} of {len(result.layers)} "
+                  f"layers{'; TFLite kernels ran ' + ', '.join(others) if others else ''}")
     print(f"{'model':<36} {'device':<6} {'images':>6} {'layers':>6} {'bytes compared':>15} {'bytes differing':>15}")
     for result in results.values():
         compared = sum(s.bytes_compared for s in result.layers.values())
@@ -419,7 +444,7 @@ def print_report(results, compared_names):
                       f"image {Path(first['image']).name} at (y={y}, x={x}, c={c}): expected {first['expected']}, "
                       f"got {first['got']}")
     print()
-    print("LiteRT's other kernels against BUILTIN_REF, on the same inputs (Δ = bytes differing)")
+    print(f"LiteRT's other kernels against {reference.name}, on the same inputs (Δ = bytes differing)")
     print(f"{'model':<36} {'device':<6} {'config':<33} {'tensors':>7} {'Δ all':>9} {'max|Δ|':>6} {'pool Δ':>9} "
           f"{'logits Δ/img':>12} {'output Δ/img':>12} {'top-1 differs':>13}")
     for result in results.values():
@@ -449,9 +474,12 @@ def parse_args():
                         help="`FILE CLASS` image list (default: %(default)s)")
     parser.add_argument("--images", type=int, default=5, help="how many images of the list (default: %(default)s)")
     parser.add_argument("--devices", type=lambda s: s.split(","), default=list(DEVICES), help="gpu,cpu (default)")
-    parser.add_argument("--resolvers", type=lambda s: s.split(","), default=DEFAULT_COMPARED.split(","),
-                        help=f"LiteRT configurations measured against BUILTIN_REF, of {','.join(COMPARED_CONFIGS)} "
-                             f"(default: {DEFAULT_COMPARED})")
+    parser.add_argument("--requant", choices=sorted(REFERENCES), default="double",
+                        help="mnq-gpu's requantization mode: double is checked against BUILTIN_REF, fp32 against "
+                             "AUTO (XNNPACK) (default: %(default)s)")
+    parser.add_argument("--resolvers", type=lambda s: s.split(","),
+                        help=f"LiteRT configurations measured against the reference, of {','.join(COMPARED_CONFIGS)} "
+                             f"(default: {DEFAULT_COMPARED}, less the reference)")
     parser.add_argument("--from-dumps", type=lambda s: [Path(p) for p in s.split(",") if p], default=[],
                         help="compare existing mnq-gpu dump directories instead of running --mnq")
     parser.add_argument("--work", type=Path, help="keep mnq-gpu's dumps here (default: temporary, deleted)")
@@ -476,9 +504,13 @@ def parse_args():
     missing = [str(m) for m in args.models if not m.is_file()]
     if missing:
         parser.error(f"--models: not found: {', '.join(missing)}")
-    unknown = [r for r in args.resolvers if r not in COMPARED_CONFIGS]
+    reference = REFERENCES[args.requant].name
+    if args.resolvers is None:
+        args.resolvers = [name for name in DEFAULT_COMPARED.split(",") if name != reference]
+    unknown = [r for r in args.resolvers if r not in COMPARED_CONFIGS or r == reference]
     if unknown:
-        parser.error(f"--resolvers: unknown {', '.join(unknown)} (choose from {', '.join(COMPARED_CONFIGS)})")
+        parser.error(f"--resolvers: unknown or the reference: {', '.join(unknown)} (choose from "
+                     f"{', '.join(c for c in COMPARED_CONFIGS if c != reference)})")
     return args
 
 
@@ -492,20 +524,23 @@ def main():
         if args.from_dumps:
             for dump_dir in args.from_dumps:
                 progress(f"comparing {dump_dir}")
-                compare_dump(dump_dir, models, results, compared_configs)
+                compare_dump(dump_dir, models, results, compared_configs, args.requant)
         else:
             check_with_mnq(args, models, results, compared_configs)
     except CheckError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    print_report(results, args.resolvers)
+    reference = REFERENCES[args.requant]
+    print_report(results, args.resolvers, reference)
     bytes_differing = sum(result.bytes_differing() for result in results.values())
     bytes_compared = sum(s.bytes_compared for result in results.values() for s in result.layers.values())
     verdict = "bit-exact" if bytes_differing == 0 else "NOT bit-exact"
-    print(f"\nresult: {verdict}: {bytes_differing:,} of {bytes_compared:,} bytes differ from BUILTIN_REF")
+    print(f"\nresult: {verdict}: {bytes_differing:,} of {bytes_compared:,} bytes differ from {reference.name}")
     if args.json:
         report = {
             "litert_version": version("ai-edge-litert"),
+            "requant": args.requant,
+            "reference": reference.name,
             "numpy_version": version("numpy"),
             "bit_exact": bytes_differing == 0,
             "bytes_compared": bytes_compared,

@@ -6,6 +6,12 @@
 // dot4U8Packed, false unpacks with shifts and masks. Both are exact.
 override DOT4: bool = false;
 
+// The output stage, set per pipeline from the layers' `Requant` (src/quant/fixed_point.rs): 0 double (gemmlowp's
+// two roundings), 1 single (one rounding, TFLITE_SINGLE_ROUNDING), 2 fp32 (XNNPACK's float requantization,
+// emulated exactly in integers). A channel's multiplier and shift are the Q31 pair for 0 and 1, the float32
+// scale's (mantissa, exponent) for 2.
+override REQUANT: u32 = 0u;
+
 const I32_MIN: i32 = -2147483648;
 const I32_MAX: i32 = 2147483647;
 // Four bytes of 1: dot_u8x4(x, unpack_u8x4(x), ONES_U8X4, vec4(1u)) is the sum of x's four bytes.
@@ -110,12 +116,129 @@ fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 
     return rounding_divide_by_pot(high, right);
 }
 
-// The output stage of every integer layer (fixed_point::requantize): scale, add the zero point (saturating),
+// The 64-bit product a·b of two u32 as (low word, high word), from 16-bit halves.
+fn mul_u32_wide(a: u32, b: u32) -> vec2<u32> {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    // < 3·2^16: the carries into bit 32 of the middle products.
+    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+    return vec2<u32>((mid << 16u) | (p00 & 0xffffu), a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u));
+}
+
+// fixed_point::multiply_by_quantized_multiplier_single: (x·multiplier + 2^(30 − shift)) >> (31 − shift) on a
+// 64-bit two's-complement (low, high) pair, saturated to i32. multiplier ≥ 0, shift in [−31, 30].
+fn multiply_by_quantized_multiplier_single(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let total_shift = u32(31 - clamp(shift, -31, 30));
+    // |x| ≤ 2^31 as a u32; the product's magnitude < 2^62, negated in two's complement for x < 0.
+    let magnitude = mul_u32_wide(select(bitcast<u32>(x), 0u - bitcast<u32>(x), x < 0), bitcast<u32>(multiplier));
+    var lo = magnitude.x;
+    var hi = magnitude.y;
+    if x < 0 {
+        hi = ~hi + select(0u, 1u, lo == 0u);
+        lo = 0u - lo;
+    }
+    // + 2^(total_shift − 1), total_shift in [1, 62].
+    if total_shift <= 32u {
+        let sum = lo + (1u << (total_shift - 1u));
+        hi += select(0u, 1u, sum < lo);
+        lo = sum;
+    } else {
+        hi += 1u << (total_shift - 33u);
+    }
+    if total_shift >= 32u {
+        // The high word shifted: it fits i32.
+        return bitcast<i32>(hi) >> (total_shift - 32u);
+    }
+    let high = bitcast<i32>(hi) >> total_shift;
+    let low = (hi << (32u - total_shift)) | (lo >> total_shift);
+    if high != (bitcast<i32>(low) >> 31u) {
+        return select(I32_MAX, I32_MIN, high < 0);
+    }
+    return bitcast<i32>(low);
+}
+
+// round_half_even(x / 2^n) for n in [1, 31].
+fn shift_right_round_half_even(x: u32, n: u32) -> u32 {
+    let quotient = x >> n;
+    let remainder = x & ((1u << n) - 1u);
+    let half = 1u << (n - 1u);
+    let up = remainder > half || (remainder == half && (quotient & 1u) == 1u);
+    return quotient + select(0u, 1u, up);
+}
+
+// Bits needed for x (0 for 0).
+fn bit_length(x: u32) -> u32 {
+    return select(0u, u32(firstLeadingBit(x)) + 1u, x != 0u);
+}
+
+// fixed_point::requantize_fp32 before its zero point and clamp: round_half_even(f32(acc) · scale) with
+// scale = mantissa · 2^exponent (mantissa < 2^24), each float32 rounding to nearest even done in integers, so
+// the result cannot depend on how a driver rounds, contracts or flushes floats. Returned clamped to
+// [−1024, 1024], which the caller's clamp to [−256, 511] does not see.
+//   f32(|acc|) = m_a · 2^k: |acc| rounded to 24 significant bits (k = 0 below 2^24).
+//   The product m_a · mantissa < 2^48 is exact in two words; float32 rounds it to 24 significant bits:
+//   m_p · 2^d. The value m_p · 2^(k + d + exponent) is then rounded to an integer, half to even.
+fn scale_fp32(acc: i32, mantissa: u32, exponent: i32) -> i32 {
+    let magnitude = select(bitcast<u32>(acc), 0u - bitcast<u32>(acc), acc < 0);
+    let k = max(bit_length(magnitude), 24u) - 24u;
+    var m_a = magnitude;
+    if k > 0u {
+        m_a = shift_right_round_half_even(magnitude, k);
+    }
+    let product = mul_u32_wide(m_a, mantissa);
+    let length = select(bit_length(product.x), 32u + bit_length(product.y), product.y != 0u);
+    let d = max(length, 24u) - 24u;
+    // product >> d rounded half to even; d ≤ 24, so the dropped bits are all in the low word.
+    var m_p = product.x;
+    if d > 0u {
+        let quotient = (product.y << (32u - d)) | (product.x >> d);
+        let remainder = product.x & ((1u << d) - 1u);
+        let half = 1u << (d - 1u);
+        let up = remainder > half || (remainder == half && (quotient & 1u) == 1u);
+        m_p = quotient + select(0u, 1u, up);
+    }
+    let e = i32(k + d) + exponent;
+    var rounded: u32;
+    if m_p == 0u {
+        rounded = 0u;
+    } else if e >= 0 {
+        // m_p · 2^e; beyond 1024 the clamp saturates anyway.
+        rounded = select(1024u, min(m_p << u32(e), 1024u), e < 11 && m_p < 1024u);
+    } else if e < -25 {
+        // m_p ≤ 2^24, so the value is below 1/4.
+        rounded = 0u;
+    } else {
+        rounded = min(shift_right_round_half_even(m_p, u32(-e)), 1024u);
+    }
+    return select(i32(rounded), -i32(rounded), acc < 0);
+}
+
+// The accumulator at the output scale under REQUANT, before the zero point.
+fn scale_accumulator(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    switch REQUANT {
+        case 1u: {
+            return multiply_by_quantized_multiplier_single(acc, multiplier, shift);
+        }
+        case 2u: {
+            return scale_fp32(acc, bitcast<u32>(multiplier), shift);
+        }
+        default: {
+            return multiply_by_quantized_multiplier(acc, multiplier, shift);
+        }
+    }
+}
+
+// The output stage of every integer layer (fixed_point::requantize_as): scale, add the zero point (saturating),
 // clamp to the activation's range [act_min, act_max] ⊆ [0, 255]. With the zero point in [0, 255], a scaled value
 // outside [−256, 511] ends outside [0, 255] either way, so clamping it there first gives the saturating add's
 // result without its overflow checks.
 fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point: i32, act_min: i32, act_max: i32) -> u32 {
-    let scaled = clamp(multiply_by_quantized_multiplier(acc, multiplier, shift), -256, 511) + output_zero_point;
+    let scaled = clamp(scale_accumulator(acc, multiplier, shift), -256, 511) + output_zero_point;
     return u32(clamp(scaled, act_min, act_max));
 }
 

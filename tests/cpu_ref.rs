@@ -7,7 +7,7 @@ use mnq_gpu::cpu_ref::{
 use mnq_gpu::labels::{read_list, top_k};
 use mnq_gpu::model::{same_padding, synthetic, Activation, Layer, Op, Padding, Shape};
 use mnq_gpu::preprocess::load_image;
-use mnq_gpu::quant::{self, QLayer, QuantParams};
+use mnq_gpu::quant::{self, QLayer, QuantParams, Requant};
 use std::path::Path;
 
 const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
@@ -31,6 +31,7 @@ fn qlayer(op: Op, input_shape: Shape, output_shape: Shape, weights: Vec<u8>, bia
         shifts: vec![0; c],
         act_min: 0,
         act_max: vec![255; c],
+        requant: Requant::Double,
     }
 }
 
@@ -145,6 +146,11 @@ fn quantized_model_file_round_trips_and_refuses_corruption() {
     let path = dir.join("model.safetensors");
     quant::file::save(&quantized, &path).unwrap();
     assert_eq!(quant::file::load(&path).unwrap(), quantized);
+    // The file records each layer's requantization mode.
+    let fp32 = quantized.clone().with_requant(Requant::Fp32);
+    quant::file::save(&fp32, &path).unwrap();
+    let loaded = quant::file::load(&path).unwrap();
+    assert_eq!((loaded.requant(), &loaded), (Requant::Fp32, &fp32));
 
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();

@@ -1,7 +1,8 @@
 //! Every op shader equals the CPU integer reference (`cpu_ref::run_layer_u8`) byte for byte at every layer shape
 //! of MobileNetV1 0.75 and 1.0 × 224, on seeded random data and quantization parameters (see
 //! `common::random_layer`: zero points 0 and 255, multipliers up to 2^31 − 1, shifts −31..+3), for both
-//! inner-product paths; and whole networks, batches and chunking agree with the reference too.
+//! inner-product paths and under every requantization mode (`Requant`); and whole networks, batches and chunking
+//! agree with the reference too.
 
 mod common;
 
@@ -9,7 +10,7 @@ use mnq_gpu::cpu_ref;
 use mnq_gpu::gpu::{GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::synthetic::mobilenet_v1;
 use mnq_gpu::model::{Op, Shape};
-use mnq_gpu::quant::QuantParams;
+use mnq_gpu::quant::{QLayer, QuantParams, Requant};
 use std::collections::HashSet;
 
 const SEED: u64 = 0x6d6e_7167;
@@ -35,19 +36,28 @@ fn layer_shapes(wanted: fn(&Op) -> bool) -> Vec<(String, Op, Shape, Shape)> {
     shapes
 }
 
-/// Runs every layer shape of `wanted` ops through both inner-product paths and compares with the reference.
+/// The (mode, inner product) pairs each layer runs under: both paths for `double`, the default path for the other
+/// modes (the output stage does not depend on how the sums were formed).
+fn variants() -> Vec<(Requant, InnerProduct)> {
+    let mut variants: Vec<_> = InnerProduct::ALL.iter().map(|&inner| (Requant::Double, inner)).collect();
+    variants.extend([Requant::Single, Requant::Fp32].map(|mode| (mode, InnerProduct::FASTEST)));
+    variants
+}
+
+/// Runs every layer shape of `wanted` ops through [`variants`] and compares with the reference.
 fn assert_op_matches_cpu_ref(gpu: &GpuContext, wanted: fn(&Op) -> bool) {
     let shapes = layer_shapes(wanted);
     assert!(!shapes.is_empty());
     for (i, (name, op, input_shape, output_shape)) in shapes.into_iter().enumerate() {
         let seed = SEED + i as u64;
         let input_params = QuantParams { scale: 0.02, zero_point: [0, 255, 97][i % 3] };
-        let layer = common::random_layer(&name, op, input_shape, output_shape, input_params, seed);
+        let mut layer = common::random_layer(&name, op, input_shape, output_shape, input_params, seed);
         let input = common::random_u8(input_shape.len(), seed ^ 0xa5a5);
-        let expected = cpu_ref::run_layer_u8(&layer, &input);
-        for inner in InnerProduct::ALL {
+        for (mode, inner) in variants() {
+            layer.requant = mode;
+            let expected = cpu_ref::run_layer_u8(&layer, &input);
             let actual = common::run_layer_gpu(gpu, &layer, &input, inner);
-            common::assert_bit_exact(&format!("{name} ({inner:?})"), output_shape, &expected, &actual);
+            common::assert_bit_exact(&format!("{name} ({inner:?}, {mode})"), output_shape, &expected, &actual);
         }
     }
 }
@@ -102,10 +112,12 @@ fn every_op_matches_cpu_ref_at_odd_spatial_sizes() {
     let quant = common::random_quant_model(&model, SEED);
     let mut input = common::random_u8(quant.input_shape.len(), SEED);
     for (i, layer) in quant.layers.iter().enumerate() {
-        let expected = cpu_ref::run_layer_u8(layer, &input);
-        for inner in InnerProduct::ALL {
+        for (mode, inner) in variants() {
+            let layer = &QLayer { requant: mode, ..layer.clone() };
+            let expected = cpu_ref::run_layer_u8(layer, &input);
             let actual = common::run_layer_gpu(&gpu, layer, &input, inner);
-            common::assert_bit_exact(&format!("{} ({inner:?})", layer.name), layer.output_shape, &expected, &actual);
+            let what = format!("{} ({inner:?}, {mode})", layer.name);
+            common::assert_bit_exact(&what, layer.output_shape, &expected, &actual);
         }
         // Fresh random data for the next layer, so no layer sees only saturated values.
         input = common::random_u8(layer.output_shape.len(), SEED + i as u64);
@@ -118,17 +130,18 @@ fn whole_network_matches_cpu_ref_at_every_layer() {
         return;
     };
     let model = mobilenet_v1(0.5, 128, SEED);
-    let quant = common::random_quant_model(&model, SEED);
-    let images: Vec<Vec<u8>> = (0..2).map(|i| common::random_u8(quant.input_shape.len(), SEED + i)).collect();
+    let random = common::random_quant_model(&model, SEED);
+    let images: Vec<Vec<u8>> = (0..2).map(|i| common::random_u8(random.input_shape.len(), SEED + i)).collect();
     let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
-    for inner in InnerProduct::ALL {
+    for (mode, inner) in variants() {
+        let quant = random.clone().with_requant(mode);
         let mut plan = Plan::new(&gpu, &quant, 2, inner).expect("plan");
         let outputs = plan.run(&gpu, &inputs, Readback::AllLayers).expect("run");
         for (image, (input, actual)) in images.iter().zip(&outputs).enumerate() {
             let expected = cpu_ref::run_u8(&quant, input);
             assert_eq!(actual.len(), expected.len());
             for ((layer, expected), actual) in quant.layers.iter().zip(&expected).zip(actual) {
-                let what = format!("image {image}, {} ({inner:?})", layer.name);
+                let what = format!("image {image}, {} ({inner:?}, {mode})", layer.name);
                 common::assert_bit_exact(&what, layer.output_shape, expected, actual);
             }
         }

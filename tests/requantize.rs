@@ -1,8 +1,9 @@
 //! The fixed-point helpers against gemmlowp/TFLite golden values and against exact integer formulas.
 
 use mnq_gpu::quant::fixed_point::{
-    multiply_by_quantized_multiplier, quantize_multiplier, requantize, rounding_divide_by_pot,
-    saturating_rounding_doubling_high_mul,
+    fp32_parts, fp32_scale, multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single,
+    quantize_multiplier, requantize, requantize_as, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
+    Requant,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -114,4 +115,102 @@ fn quantize_multiplier_round_trips_within_half_a_unit() {
         // Half a unit in the last place of a 31-bit mantissa.
         assert!((back - real).abs() <= real * 2f64.powi(-31), "{real} → ({multiplier}, {shift}) = {back}");
     }
+}
+
+/// `single` is floor((x·m + 2^(30 − shift)) / 2^(31 − shift)) exactly (TFLite's TFLITE_SINGLE_ROUNDING), checked
+/// in i128 on random and extreme values, saturated to i32.
+#[test]
+fn single_rounding_is_one_rounding_of_the_exact_product() {
+    let mut rng = SmallRng::seed_from_u64(0x5eed_0003);
+    let extremes = [0, 1, -1, i32::MAX, i32::MIN, 1 << 30, -(1 << 30)];
+    for i in 0..200_000 {
+        let x = if i < 49 { extremes[i % 7] } else { rng.random() };
+        let m = if i < 49 {
+            [0, 1, 1 << 30, i32::MAX, 1 << 29, 3, (1 << 20) + 7][i / 7]
+        } else {
+            rng.random_range(0..=i32::MAX)
+        };
+        let shift = rng.random_range(-31..=30);
+        let total = 31 - shift;
+        let exact = (i128::from(x) * i128::from(m) + (1i128 << (total - 1))).div_euclid(1i128 << total);
+        let expected = exact.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32;
+        assert_eq!(multiply_by_quantized_multiplier_single(x, m, shift), expected, "x {x}, m {m}, shift {shift}");
+    }
+}
+
+/// Where the modes part. real = 0.25: multiplier 2^30 with shift −1 (the right shift rounds ties away from
+/// zero), scale 0.25 for fp32 (ties to even); zero point 100, no clamp.
+#[test]
+fn the_three_modes_round_differently() {
+    let modes = |acc: i32| Requant::ALL.map(|mode| requantize_as(mode, acc, 1 << 30, -1, 0.25, 100, 0, 255));
+    // Ties: double rounds away from zero, single toward +∞, fp32 to even.
+    assert_eq!(modes(2), [101, 101, 100]); // 0.5
+    assert_eq!(modes(-2), [99, 100, 100]); // −0.5
+    assert_eq!(modes(-6), [98, 99, 98]); // −1.5
+    assert_eq!(modes(10), [103, 103, 102]); // 2.5
+                                            // Not a tie, but double's first rounding makes one: 1.25 → 2.5 / 2 → 2.
+    assert_eq!(modes(5), [102, 101, 101]);
+    // Elsewhere they agree.
+    assert_eq!(modes(4), [101, 101, 101]);
+    assert_eq!(modes(-9), [98, 98, 98]);
+}
+
+/// The first rounding of `double` (SaturatingRoundingDoublingHighMul) can create a tie that the second then
+/// rounds away, where `single` rounds the exact product once. real = (2^30 + 1) / 2^31 · 2^-1 ≈ 0.25 + 2^-32.
+#[test]
+fn double_rounding_can_differ_from_single_rounding_away_from_ties() {
+    // x = 1: exact 0.25 + 2^-32 → single 0. double: high_mul(1, 2^30 + 1) = round(0.5 + 2^-31) = 1, then
+    // 1 / 2^1 = 0.5 rounds away from zero to 1.
+    assert_eq!(multiply_by_quantized_multiplier_single(1, (1 << 30) + 1, -1), 0);
+    assert_eq!(multiply_by_quantized_multiplier(1, (1 << 30) + 1, -1), 1);
+    // x = 2: exact 0.5 + 2^-31, both 1.
+    assert_eq!(multiply_by_quantized_multiplier_single(2, (1 << 30) + 1, -1), 1);
+    assert_eq!(multiply_by_quantized_multiplier(2, (1 << 30) + 1, -1), 1);
+}
+
+/// A float32 scale splits into (mantissa, exponent) exactly, subnormals included; negative or non-finite
+/// scales are refused.
+#[test]
+fn fp32_parts_rebuild_every_scale_exactly() {
+    let mut rng = SmallRng::seed_from_u64(0x5eed_0004);
+    for i in 0..100_000u32 {
+        let scale = match i % 3 {
+            0 => f32::from_bits(rng.random_range(1..0x7f80_0000)),
+            1 => f32::from_bits(rng.random_range(1..0x0080_0000)),
+            _ => 2f32.powf(rng.random_range(-30.0..8.0)),
+        };
+        let (mantissa, exponent) = fp32_parts(scale).expect("a positive finite scale");
+        assert!((0..1 << 24).contains(&mantissa), "{scale:e}: mantissa {mantissa}");
+        assert_eq!(f64::from(mantissa) * 2f64.powi(exponent), f64::from(scale), "{scale:e}");
+    }
+    assert_eq!(fp32_parts(0.0), Some((0, -149)));
+    for bad in [-1.0, f32::INFINITY, f32::NAN, -0.0] {
+        assert_eq!(fp32_parts(bad), None, "{bad}");
+    }
+}
+
+/// XNNPACK's scale is s_in · s_w / s_out with each step in float32, which can differ from the same in double
+/// rounded once.
+#[test]
+fn fp32_scale_rounds_each_step_to_float32() {
+    let (input, weight, output) = (0.0078125f32, 0.003_921_568_6, 0.023_529_412);
+    assert_eq!(fp32_scale(input, weight, output), (input * weight) / output);
+    let mut rng = SmallRng::seed_from_u64(0x5eed_0005);
+    let differs = (0..10_000)
+        .filter(|_| {
+            let (i, w, o) =
+                (rng.random_range(1e-3..1.0f32), rng.random_range(1e-4..1e-1f32), rng.random_range(1e-2..1.0f32));
+            fp32_scale(i, w, o) != (f64::from(i) * f64::from(w) / f64::from(o)) as f32
+        })
+        .count();
+    assert!(differs > 0, "float32 steps never differed from one rounding in 10,000 random scales");
+}
+
+#[test]
+fn requant_modes_parse_by_name() {
+    for mode in Requant::ALL {
+        assert_eq!(mode.to_string().parse::<Requant>().unwrap(), mode);
+    }
+    let error = "double-rounding".parse::<Requant>().unwrap_err().to_string();
+    assert!(error.contains("modes: double, single, fp32"), "{error}");
 }

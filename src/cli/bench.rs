@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use mnq_gpu::cpu_ref;
 use mnq_gpu::gpu::{AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::synthetic;
-use mnq_gpu::quant::{self, QuantModel};
+use mnq_gpu::quant::{self, QuantModel, Requant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -65,6 +65,7 @@ struct Report {
     model: String,
     synthetic: bool,
     scheme: String,
+    requant: Requant,
     inner_product: String,
     batches: Vec<BatchTiming>,
     /// Single-threaded CPU integer reference, one image: median over the runs.
@@ -90,7 +91,11 @@ fn quantized_model(args: &BenchArgs) -> Result<QuantModel> {
                 .iter()
                 .map(|image| image.iter().map(|&q| f32::from(q) / 127.5 - 1.0).collect())
                 .collect();
-            Ok(quant::quantize::quantize(&float, &calibration)?)
+            let model = quant::quantize::quantize(&float, &calibration)?;
+            Ok(match args.model.requant.first() {
+                Some(&mode) => model.with_requant(mode),
+                None => model,
+            })
         }
         None => {
             let loaded = args.model.load()?;
@@ -170,6 +175,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         model: model.name.clone(),
         synthetic: model.synthetic,
         scheme: model.scheme.clone(),
+        requant: model.requant(),
         inner_product: format!("{inner:?}"),
         batches: timings,
         cpu_ref_ms_per_image: cpu_ref_ms,
@@ -185,7 +191,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
 fn print_report(report: &Report) {
     println!("adapter: {}", report.adapter);
     let synthetic = if report.synthetic { ", SYNTHETIC weights (timing only)" } else { "" };
-    println!("model:   {} ({}{synthetic}), inner product {}", report.model, report.scheme, report.inner_product);
+    println!(
+        "model:   {} ({}{synthetic}), inner product {}, requant {}",
+        report.model, report.scheme, report.inner_product, report.requant
+    );
     println!(
         "{:>6} {:>12} {:>10} {:>10} {:>10} {:>14}",
         "batch", "median (ms)", "min (ms)", "ms/image", "images/s", "vs CPU ref"

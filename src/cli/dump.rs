@@ -6,6 +6,7 @@
 use super::Quantized;
 use anyhow::{Context, Result};
 use mnq_gpu::model::Shape;
+use mnq_gpu::quant::Requant;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub struct Manifest {
 pub struct Run {
     pub image: PathBuf,
     pub scheme: String,
+    /// The output stage's rounding (`--requant`).
+    pub requant: Requant,
     pub device: String,
     /// The uint8 input, [1, h, w, 3].
     pub input: PathBuf,
@@ -49,7 +52,7 @@ pub fn write_run(
     input: &[u8],
     layers: &[Vec<u8>],
 ) -> Result<Run> {
-    let folder = PathBuf::from(index.to_string()).join(q.scheme.to_string().replace('+', "_"));
+    let folder = PathBuf::from(index.to_string()).join(q.file_stem());
     std::fs::create_dir_all(dir.join(&folder)).with_context(|| format!("creating {}", dir.join(&folder).display()))?;
     let input_file = folder.join("input.npy");
     write_npy(&dir.join(&input_file), q.model.input_shape, input)?;
@@ -63,6 +66,7 @@ pub fn write_run(
     Ok(Run {
         image: image.canonicalize().unwrap_or_else(|_| image.to_path_buf()),
         scheme: q.scheme.to_string(),
+        requant: q.model.requant(),
         device: device.to_string(),
         input: input_file,
         layers: dumped,

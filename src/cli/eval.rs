@@ -1,13 +1,16 @@
 //! `mnq-gpu eval`: top-1/top-5 of the float and int8 pipelines of every scheme over a labelled list, in one pass.
 
 use super::engine::{check_layers, Engine};
-use super::{default_evaluation_list, load_images, print_json, progress_bar, DeviceArgs, ModelArgs, EXIT_MISMATCH};
+use super::{
+    default_evaluation_list, load_images, print_json, progress_bar, DeviceArgs, ModelArgs, Quantized, EXIT_MISMATCH,
+};
 use anyhow::Result;
 use clap::Args;
 use mnq_gpu::cpu_ref;
 use mnq_gpu::labels::{read_list, top_k};
 use mnq_gpu::model::Model;
 use mnq_gpu::quant::scheme::Architecture;
+use mnq_gpu::quant::Requant;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -51,6 +54,8 @@ pub struct Accuracy {
 #[derive(Serialize)]
 pub struct SchemeReport {
     pub scheme: String,
+    /// The output stage's rounding (`--requant`).
+    pub requant: Requant,
     pub device: &'static str,
     /// The float model this scheme quantizes (differs from the original only for architecture changes).
     pub float: Accuracy,
@@ -60,6 +65,29 @@ pub struct SchemeReport {
     pub checked_bytes: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub differing_bytes: Option<usize>,
+    /// Under a mode other than `double`, when the same scheme also ran under `double`: how its logits differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_double: Option<ModeDifference>,
+}
+
+/// How one requantization mode's int8 logits differ from `double`'s for the same scheme and images: the
+/// off-by-one measured on a whole network.
+#[derive(Serialize, Default, Clone, Copy)]
+pub struct ModeDifference {
+    pub logit_bytes_compared: usize,
+    pub logit_bytes_differing: usize,
+    /// Images whose top-1 class differs.
+    pub top1_differing: usize,
+}
+
+impl SchemeReport {
+    /// The scheme, with its requantization mode unless it is the default (as [`super::Quantized::label`]).
+    pub fn label(&self) -> String {
+        match self.requant {
+            Requant::Double => self.scheme.clone(),
+            mode => format!("{} ({mode})", self.scheme),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -96,6 +124,19 @@ impl Tally {
     fn accuracy(&self, n: usize) -> Accuracy {
         let percent = |hits: usize| 100.0 * hits as f64 / n.max(1) as f64;
         Accuracy { top1_percent: percent(self.top1), top5_percent: percent(self.top5), wall_s: self.time.as_secs_f64() }
+    }
+}
+
+impl ModeDifference {
+    /// Counts one chunk: each image's u8 logits under this mode against the same image's under double.
+    fn add(&mut self, logits: &[Vec<u8>], double: &[Vec<u8>]) {
+        for (a, b) in logits.iter().zip(double) {
+            self.logit_bytes_compared += a.len();
+            self.logit_bytes_differing += a.iter().zip(b).filter(|(x, y)| x != y).count();
+            // The largest u8 logit is the top-1 (the dequantization is increasing); ties go to the first.
+            let top1 = |l: &[u8]| l.iter().enumerate().rev().max_by_key(|&(_, &q)| q).map(|(i, _)| i);
+            self.top1_differing += usize::from(top1(a) != top1(b));
+        }
     }
 }
 
@@ -141,6 +182,15 @@ pub fn evaluate(
     let mut floats = vec![Tally::default(); quantized.len()];
     let mut int8s = vec![Tally::default(); quantized.len()];
     let mut checked = vec![(0usize, 0usize); quantized.len()];
+    // For each model under another mode than double, the same scheme's model under double, if it runs too.
+    let double_of: Vec<Option<usize>> = quantized
+        .iter()
+        .map(|q| {
+            let same = |d: &Quantized| d.model.requant() == Requant::Double && d.model.scheme == q.model.scheme;
+            quantized.iter().position(same).filter(|_| q.model.requant() != Requant::Double)
+        })
+        .collect();
+    let mut vs_double = vec![ModeDifference::default(); quantized.len()];
     let bar = progress_bar(images.len(), "evaluating");
     for chunk in images.chunks(CHUNK) {
         let paths: Vec<&Path> = chunk.iter().map(|i| i.path.as_path()).collect();
@@ -152,6 +202,7 @@ pub fn evaluate(
         original_float.add(&float_logits(float, &inputs), &classes);
         original_float.time += start.elapsed();
 
+        let mut chunk_logits: Vec<Vec<Vec<u8>>> = Vec::with_capacity(quantized.len());
         for (index, q) in quantized.iter().enumerate() {
             if own_float(index) {
                 let start = Instant::now();
@@ -165,6 +216,7 @@ pub fn evaluate(
             let logits: Vec<Vec<f32>> =
                 outputs.iter().map(|layers| q.model.dequantize_logits(layers.last().expect("layers"))).collect();
             int8s[index].add(&logits, &classes);
+            chunk_logits.push(outputs.iter().map(|layers| layers.last().expect("layers").clone()).collect());
             if check {
                 let results: Vec<(usize, usize)> = int8_inputs
                     .par_iter()
@@ -180,6 +232,11 @@ pub fn evaluate(
                 }
             }
         }
+        for (index, double) in double_of.iter().enumerate() {
+            if let Some(double) = *double {
+                vs_double[index].add(&chunk_logits[index], &chunk_logits[double]);
+            }
+        }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
@@ -190,11 +247,13 @@ pub fn evaluate(
         .enumerate()
         .map(|(index, q)| SchemeReport {
             scheme: q.scheme.to_string(),
+            requant: q.model.requant(),
             device: engine.device(),
             float: if own_float(index) { floats[index] } else { original_float }.accuracy(n),
             int8: int8s[index].accuracy(n),
             checked_bytes: check.then_some(checked[index].0),
             differing_bytes: check.then_some(checked[index].1),
+            vs_double: double_of[index].map(|_| vs_double[index]),
         })
         .collect();
     Ok(Report {
@@ -210,12 +269,16 @@ pub fn evaluate(
 }
 
 fn print_csv(report: &Report) {
-    println!("scheme,device,float_top1,float_top5,int8_top1,int8_top5,int8_wall_s,checked_bytes,differing_bytes");
+    println!(
+        "scheme,requant,device,float_top1,float_top5,int8_top1,int8_top5,int8_wall_s,checked_bytes,differing_bytes,\
+         logit_bytes_differing_vs_double,top1_differing_vs_double"
+    );
     for s in &report.schemes {
         let opt = |v: Option<usize>| v.map_or(String::new(), |v| v.to_string());
         println!(
-            "{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{},{}",
+            "{},{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{},{},{},{}",
             s.scheme,
+            s.requant,
             s.device,
             s.float.top1_percent,
             s.float.top5_percent,
@@ -223,7 +286,9 @@ fn print_csv(report: &Report) {
             s.int8.top5_percent,
             s.int8.wall_s,
             opt(s.checked_bytes),
-            opt(s.differing_bytes)
+            opt(s.differing_bytes),
+            opt(s.vs_double.map(|d| d.logit_bytes_differing)),
+            opt(s.vs_double.map(|d| d.top1_differing))
         );
     }
 }
@@ -253,7 +318,7 @@ fn print_table(report: &Report) {
         };
         println!(
             "{:<24} {:>6} {:>10.2}% {:>10.2}% {:>10.2}% {:>10.2}% {:>9.1} {:>16}",
-            s.scheme,
+            s.label(),
             s.device,
             s.float.top1_percent,
             s.float.top5_percent,
@@ -261,6 +326,19 @@ fn print_table(report: &Report) {
             s.int8.top5_percent,
             s.int8.wall_s,
             check
+        );
+    }
+    for s in report.schemes.iter().filter(|s| s.vs_double.is_some()) {
+        let d = s.vs_double.expect("filtered");
+        println!(
+            "{} against {} (double): {} of {} logit bytes differ ({:.1} per image), top-1 differs on {} of {} images",
+            s.label(),
+            s.scheme,
+            d.logit_bytes_differing,
+            d.logit_bytes_compared,
+            d.logit_bytes_differing as f64 / report.images.max(1) as f64,
+            d.top1_differing,
+            report.images
         );
     }
 }

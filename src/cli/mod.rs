@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mnq_gpu::model::{tfjs, Model};
 use mnq_gpu::quant::scheme::{Architecture, Scheme};
-use mnq_gpu::quant::{self, QuantModel};
+use mnq_gpu::quant::{self, QuantModel, Requant};
 use mnq_gpu::{assets, labels, preprocess, tflite};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -138,12 +138,28 @@ impl std::fmt::Display for SchemeChoice {
 }
 
 /// A quantized model with the float model its scheme quantized (BatchNorm folded, transforms applied).
+#[derive(Clone)]
 pub struct Quantized {
     pub scheme: SchemeChoice,
     pub float: Model,
     pub model: QuantModel,
     /// For a TFLite file's own quantization: per layer, the index of the file's tensor that layer computes.
     pub tflite_tensors: Option<Vec<usize>>,
+}
+
+impl Quantized {
+    /// The scheme's name, with the requantization mode unless it is the default: `tf8`, `tf8 (fp32)`.
+    pub fn label(&self) -> String {
+        match self.model.requant() {
+            Requant::Double => self.scheme.to_string(),
+            mode => format!("{} ({mode})", self.scheme),
+        }
+    }
+
+    /// [`Quantized::label`] as a file or folder name: `tf8`, `tf8_fp32`, `cle-bc_mse`.
+    pub fn file_stem(&self) -> String {
+        self.label().replace(" (", "_").replace(')', "").replace('+', "_")
+    }
 }
 
 /// The model a command runs: the float model, and what a TFLite file held.
@@ -172,6 +188,11 @@ pub struct ModelArgs {
     /// Quantized models written by `mnq-gpu quantize` (comma-separated), instead of calibrating --scheme.
     #[arg(long, value_name = "FILES", value_delimiter = ',')]
     pub quantized: Vec<PathBuf>,
+    /// Requantization modes, comma-separated; every scheme runs under each: double (gemmlowp's two roundings, as
+    /// TFLite's reference kernels), single (one rounding, TFLite's TFLITE_SINGLE_ROUNDING), fp32 (float32 scale
+    /// with round-half-even, as XNNPACK). Default: double, or the mode a --quantized file records.
+    #[arg(long, value_name = "MODES", value_delimiter = ',')]
+    pub requant: Vec<Requant>,
     /// Calibration list (`FILE CLASS` lines). Default: ../shared/imagenet/val1300/calibration.txt
     #[arg(long, value_name = "LIST")]
     pub calibration: Option<PathBuf>,
@@ -214,8 +235,25 @@ impl ModelArgs {
     }
 
     /// The quantized models: read from --quantized, imported from a TFLite file, or calibrated now for each
-    /// --scheme.
+    /// --scheme; each under every --requant mode.
     pub fn quantized_models(&self, loaded: &Loaded) -> Result<Vec<Quantized>> {
+        let models = self.quantized_once(loaded)?;
+        if self.requant.is_empty() {
+            return Ok(models);
+        }
+        let mut all = Vec::with_capacity(models.len() * self.requant.len());
+        for q in models {
+            for &mode in &self.requant {
+                let model = q.model.clone().with_requant(mode);
+                model.validate().map_err(|reason| anyhow::anyhow!("{} under --requant {mode}: {reason}", q.scheme))?;
+                all.push(Quantized { model, ..q.clone() });
+            }
+        }
+        Ok(all)
+    }
+
+    /// [`ModelArgs::quantized_models`], each in the mode it was made or read with.
+    fn quantized_once(&self, loaded: &Loaded) -> Result<Vec<Quantized>> {
         let float = &loaded.float;
         if !self.quantized.is_empty() {
             return self.quantized.iter().map(|path| read_quantized(path, float)).collect();

@@ -25,9 +25,9 @@ pub fn run(args: QuantizeArgs) -> Result<ExitCode> {
     let float = &loaded.float;
     let quantized = args.model.quantized_models(&loaded)?;
     for q in &quantized {
-        let output = output_path(args.output.as_deref(), quantized.len(), &float.name, &q.model.scheme, "safetensors")?;
+        let output = output_path(args.output.as_deref(), quantized.len(), &float.name, &q.file_stem(), "safetensors")?;
         quant::file::save(&q.model, &output).with_context(|| format!("writing {}", output.display()))?;
-        eprintln!("wrote {} ({} layers, scheme {})", output.display(), q.model.layers.len(), q.model.scheme);
+        eprintln!("wrote {} ({} layers, scheme {})", output.display(), q.model.layers.len(), q.label());
     }
     Ok(ExitCode::SUCCESS)
 }

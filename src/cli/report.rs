@@ -58,8 +58,13 @@ fn schemes(names: &str) -> Vec<SchemeChoice> {
 }
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let model =
-        |names: &str| ModelArgs { model: None, scheme: schemes(names), quantized: Vec::new(), calibration: None };
+    let model = |names: &str| ModelArgs {
+        model: None,
+        scheme: schemes(names),
+        quantized: Vec::new(),
+        requant: Vec::new(),
+        calibration: None,
+    };
     let base = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let plots = base.join(&args.plots);
 
@@ -76,7 +81,13 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let mut tflite = Vec::new();
     for (file, published) in TFLITE_MODELS {
         let path = find_shared(file).with_context(|| format!("{file} was not found beside the repository"))?;
-        let model = ModelArgs { model: Some(path), scheme: Vec::new(), quantized: Vec::new(), calibration: None };
+        let model = ModelArgs {
+            model: Some(path),
+            scheme: Vec::new(),
+            quantized: Vec::new(),
+            requant: Vec::new(),
+            calibration: None,
+        };
         let eval = evaluate(&model, &args.device, None, args.limit, true)?;
         let sqnr = measure(&model, None, args.sqnr_images)?;
         tflite.push(TfliteRow { eval, sqnr, published });

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::labels::{class_id, class_name, softmax, top_k};
 use mnq_gpu::model::Model;
+use mnq_gpu::quant::Requant;
 use mnq_gpu::{assets, cpu_ref, preprocess};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -49,11 +50,22 @@ struct Prediction {
 #[derive(Serialize)]
 struct Int8Result {
     scheme: String,
+    requant: Requant,
     device: &'static str,
     top: Vec<Prediction>,
     /// With --check: mismatching layers (empty: bit-exact).
     #[serde(skip_serializing_if = "Option::is_none")]
     mismatches: Option<Vec<Mismatch>>,
+}
+
+impl Int8Result {
+    /// The scheme, with its requantization mode unless it is the default (as [`super::Quantized::label`]).
+    fn label(&self) -> String {
+        match self.requant {
+            Requant::Double => self.scheme.clone(),
+            mode => format!("{} ({mode})", self.scheme),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -123,6 +135,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             let mismatches = args.check.then(|| check_layers(&q.model, input, layers).1);
             result.int8.push(Int8Result {
                 scheme: q.scheme.to_string(),
+                requant: q.model.requant(),
                 device: engine.device(),
                 top: predictions(float, &logits, k),
                 mismatches,
@@ -148,7 +161,7 @@ fn print_table(results: &[ImageResult]) {
         println!("{}  ({})", result.image.display(), result.model);
         let mut header = format!("   {:<WIDTH$}", "float (cpu)");
         for int8 in &result.int8 {
-            header += &format!(" {:<WIDTH$}", format!("int8 {} ({})", int8.scheme, int8.device));
+            header += &format!(" {:<WIDTH$}", format!("int8 {} ({})", int8.label(), int8.device));
         }
         println!("{}", header.trim_end());
         for row in 0..result.float.len() {
@@ -162,10 +175,10 @@ fn print_table(results: &[ImageResult]) {
         for int8 in &result.int8 {
             match &int8.mismatches {
                 Some(mismatches) if mismatches.is_empty() => {
-                    println!("   check {}: every layer matches the CPU integer reference bit for bit", int8.scheme)
+                    println!("   check {}: every layer matches the CPU integer reference bit for bit", int8.label())
                 }
                 Some(mismatches) => {
-                    println!("   check {}: MISMATCH in {} layers", int8.scheme, mismatches.len());
+                    println!("   check {}: MISMATCH in {} layers", int8.label(), mismatches.len());
                     for mismatch in mismatches {
                         println!("     {mismatch}");
                     }

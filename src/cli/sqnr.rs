@@ -76,7 +76,7 @@ pub fn measure(model_args: &ModelArgs, list: Option<&Path>, count: usize) -> Res
     let inputs = load_images(&paths, float, "decoding")?;
     let schemes: Vec<SchemeSqnr> = quantized
         .iter()
-        .map(|q| SchemeSqnr { scheme: q.scheme.to_string(), layers: model_sqnr(&q.float, &q.model, &inputs) })
+        .map(|q| SchemeSqnr { scheme: q.label(), layers: model_sqnr(&q.float, &q.model, &inputs) })
         .collect();
     Ok(Report { model: float.name.clone(), images: inputs.len(), schemes })
 }

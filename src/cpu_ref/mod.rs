@@ -14,7 +14,6 @@ pub use global_avg_pool::{global_avg_pool_f32, global_avg_pool_u8};
 pub use pointwise_conv2d::{pointwise_conv2d_f32, pointwise_conv2d_u8};
 
 use crate::model::{Activation, Layer, Model, Op, Shape};
-use crate::quant::fixed_point::requantize;
 use crate::quant::{QLayer, QuantModel};
 
 /// One float layer: op, then BatchNorm, then activation.
@@ -91,16 +90,9 @@ fn window_3x3(input: Shape, op: Op, oy: usize, ox: usize) -> impl Iterator<Item 
     })
 }
 
-/// Requantize one pixel's per-channel accumulators into `out`.
+/// Requantize one pixel's per-channel accumulators into `out`, under the layer's mode ([`QLayer::requantize`]).
 fn requantize_channels(layer: &QLayer, acc: &[i32], out: &mut [u8]) {
     for (c, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
-        *o = requantize(
-            a,
-            layer.multipliers[c],
-            layer.shifts[c],
-            layer.output.zero_point,
-            layer.act_min,
-            layer.act_max[c],
-        );
+        *o = layer.requantize(c, a);
     }
 }

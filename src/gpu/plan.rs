@@ -8,7 +8,7 @@
 use super::context::GpuContext;
 use super::ops::{self, Binding, LayerSetup};
 use crate::model::Shape;
-use crate::quant::QuantModel;
+use crate::quant::{QuantModel, Requant};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -413,10 +413,12 @@ fn build(
     let input_view = input.create_view(&Default::default());
     let activation_views = activations.each_ref().map(|t| t.create_view(&Default::default()));
 
-    let mut pipelines: HashMap<&'static str, (wgpu::BindGroupLayout, wgpu::ComputePipeline)> = HashMap::new();
+    let mut pipelines: HashMap<(&'static str, Requant), (wgpu::BindGroupLayout, wgpu::ComputePipeline)> =
+        HashMap::new();
     let mut steps = Vec::with_capacity(setups.len());
     for (i, (layer, setup)) in model.layers.iter().zip(setups).enumerate() {
-        let (layout, pipeline) = pipelines.entry(setup.stem).or_insert_with(|| ops::pipeline(device, &setup, inner));
+        let (layout, pipeline) =
+            pipelines.entry((setup.stem, setup.requant)).or_insert_with(|| ops::pipeline(device, &setup, inner));
         let output = i % 2;
         let layer_input = if i == 0 { &input_view } else { &activation_views[1 - output] };
         let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {

@@ -1,6 +1,12 @@
 //! Integer-only requantization, exactly as gemmlowp (`fixedpoint.h`) and TFLite (`MultiplyByQuantizedMultiplier`)
 //! define it. This file is the specification the WGSL helper `requantize` in `shaders/common.wgsl` must match;
-//! here i64 is allowed, the shader emulates it with 16-bit halves.
+//! here i64 is allowed, the shader emulates it with 16-bit halves. It also defines the other output stages
+//! `--requant` selects ([`Requant`]): one rounding (`single`) and float32 (`fp32`, XNNPACK's).
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 /// gemmlowp `SaturatingRoundingDoublingHighMul`: round(a·b / 2^31), ties away from zero, saturating the one
 /// overflowing case (i32::MIN · i32::MIN).
@@ -96,4 +102,111 @@ fn frexp(real: f64) -> (f64, i32) {
 pub fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point: i32, act_min: u8, act_max: u8) -> u8 {
     let scaled = multiply_by_quantized_multiplier(acc, multiplier, shift).saturating_add(output_zero_point);
     scaled.clamp(i32::from(act_min), i32::from(act_max)) as u8
+}
+
+/// How an integer layer's output stage scales its i32 accumulator to the output scale (`--requant`). The
+/// integer modes use the Q31 multiplier and shift of [`quantize_multiplier`]; `fp32` uses the float32 scale.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Requant {
+    /// Two roundings, gemmlowp's: SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT (TFLite's reference
+    /// kernels, [`multiply_by_quantized_multiplier`]).
+    #[default]
+    Double,
+    /// One rounding of the 64-bit product, ties toward +∞: TFLite built with `TFLITE_SINGLE_ROUNDING`, CMSIS-NN
+    /// ([`multiply_by_quantized_multiplier_single`]).
+    Single,
+    /// Float: round_half_even(f32(acc) · scale), scale = s_in·s_w/s_out in float32 ([`fp32_scale`]), as
+    /// XNNPACK's fp32 requantization computes it ([`requantize_fp32`]).
+    Fp32,
+}
+
+impl Requant {
+    pub const ALL: [Requant; 3] = [Requant::Double, Requant::Single, Requant::Fp32];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Requant::Double => "double",
+            Requant::Single => "single",
+            Requant::Fp32 => "fp32",
+        }
+    }
+}
+
+impl fmt::Display for Requant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Requant {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Requant> {
+        Requant::ALL
+            .into_iter()
+            .find(|mode| mode.name() == name)
+            .ok_or_else(|| Error::Invalid(format!("unknown requantization mode `{name}`; modes: double, single, fp32")))
+    }
+}
+
+/// TFLite's `MultiplyByQuantizedMultiplier` under `TFLITE_SINGLE_ROUNDING`: (x · multiplier + 2^(30 − shift))
+/// shifted right by 31 − shift, one rounding with ties toward +∞. TFLite leaves a result outside i32 undefined;
+/// it saturates here (and in the shader).
+pub fn multiply_by_quantized_multiplier_single(x: i32, multiplier: i32, shift: i32) -> i32 {
+    debug_assert!((-31..=30).contains(&shift));
+    let total_shift = 31 - shift;
+    // |x · multiplier| < 2^62 and the rounding term ≤ 2^61: no i64 overflow.
+    let product = i64::from(x) * i64::from(multiplier) + (1i64 << (total_shift - 1));
+    (product >> total_shift).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// The float32 requantization scale of XNNPACK's operators: s_in · s_w / s_out, each step rounded to float32.
+pub fn fp32_scale(input: f32, weight: f32, output: f32) -> f32 {
+    input * weight / output
+}
+
+/// XNNPACK's fp32 requantization: round_half_even(f32(acc) · scale) + zero_point, clamped to [act_min, act_max].
+/// Each float step rounds to nearest even (IEEE 754, as Rust's `as f32` and `*` do): the int-to-float
+/// conversion of |acc| > 2^24, the product, then the rounding to an integer. Clamping before or after that last
+/// rounding is the same, since the bounds are integers.
+pub fn requantize_fp32(acc: i32, scale: f32, output_zero_point: i32, act_min: u8, act_max: u8) -> u8 {
+    let scaled = (acc as f32 * scale).round_ties_even();
+    let (min, max) = (f32::from(act_min) - output_zero_point as f32, f32::from(act_max) - output_zero_point as f32);
+    (scaled.clamp(min, max) as i32 + output_zero_point) as u8
+}
+
+/// A float32 scale as the shader takes it, (mantissa, exponent) with scale = mantissa · 2^exponent exactly:
+/// mantissa < 2^24 (with its implicit bit; a subnormal's has none). None for a negative or non-finite scale.
+pub fn fp32_parts(scale: f32) -> Option<(i32, i32)> {
+    if !scale.is_finite() || scale.is_sign_negative() {
+        return None;
+    }
+    let bits = scale.to_bits();
+    let (exponent_bits, fraction) = ((bits >> 23) as i32, (bits & 0x7f_ffff) as i32);
+    Some(match exponent_bits {
+        0 => (fraction, -149),
+        _ => (fraction | 0x80_0000, exponent_bits - 150),
+    })
+}
+
+/// One output channel's whole output stage under `mode` (the CPU reference of every op calls this).
+#[allow(clippy::too_many_arguments)]
+pub fn requantize_as(
+    mode: Requant,
+    acc: i32,
+    multiplier: i32,
+    shift: i32,
+    scale: f32,
+    output_zero_point: i32,
+    act_min: u8,
+    act_max: u8,
+) -> u8 {
+    let clamp =
+        |scaled: i32| scaled.saturating_add(output_zero_point).clamp(i32::from(act_min), i32::from(act_max)) as u8;
+    match mode {
+        Requant::Double => requantize(acc, multiplier, shift, output_zero_point, act_min, act_max),
+        Requant::Single => clamp(multiply_by_quantized_multiplier_single(acc, multiplier, shift)),
+        Requant::Fp32 => requantize_fp32(acc, scale, output_zero_point, act_min, act_max),
+    }
 }

@@ -10,5 +10,6 @@ pub mod scheme;
 pub mod sqnr;
 pub mod transform;
 
+pub use fixed_point::Requant;
 pub use params::{QuantParams, Range};
 pub use qmodel::{QLayer, QuantModel};

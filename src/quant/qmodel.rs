@@ -1,6 +1,7 @@
 //! The quantized model: what the CPU integer reference and the GPU shaders both execute.
 
 use crate::model::{Op, Shape};
+use crate::quant::fixed_point::{self, Requant};
 use crate::quant::QuantParams;
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +31,42 @@ pub struct QLayer {
     /// channel because cross-layer equalization rescales each channel's ReLU6 bound (6/s_c); empty for the pool.
     pub act_min: u8,
     pub act_max: Vec<u8>,
+    /// How the output stage rounds (`--requant`); files written before it existed hold `double`.
+    #[serde(default)]
+    pub requant: Requant,
 }
 
 impl QLayer {
+    /// Channel `c`'s float32 requantization scale, used by [`Requant::Fp32`] ([`fixed_point::fp32_scale`]).
+    pub fn fp32_scale(&self, c: usize) -> f32 {
+        fixed_point::fp32_scale(self.input.scale, self.weight_scales[c], self.output.scale)
+    }
+
+    /// Channel `c`'s output-stage constants as the shaders take them: the Q31 multiplier and shift, or under
+    /// [`Requant::Fp32`] the float32 scale as (mantissa, exponent) ([`fixed_point::fp32_parts`]). None for a
+    /// float32 scale that is negative or not finite.
+    pub fn output_stage(&self, c: usize) -> Option<(i32, i32)> {
+        match self.requant {
+            Requant::Double | Requant::Single => Some((self.multipliers[c], self.shifts[c])),
+            Requant::Fp32 => fixed_point::fp32_parts(self.fp32_scale(c)),
+        }
+    }
+
+    /// Channel `c`'s output stage: requantize one accumulator under the layer's mode.
+    pub fn requantize(&self, c: usize, acc: i32) -> u8 {
+        let scale = if self.requant == Requant::Fp32 { self.fp32_scale(c) } else { 0.0 };
+        fixed_point::requantize_as(
+            self.requant,
+            acc,
+            self.multipliers[c],
+            self.shifts[c],
+            scale,
+            self.output.zero_point,
+            self.act_min,
+            self.act_max[c],
+        )
+    }
+
     /// The global average pool: it keeps its input's quantization (TFLite requires it), so it has no weights,
     /// multipliers or clamp.
     pub fn global_avg_pool(name: &str, input_shape: Shape, input: QuantParams) -> QLayer {
@@ -51,6 +85,7 @@ impl QLayer {
             shifts: Vec::new(),
             act_min: 0,
             act_max: Vec::new(),
+            requant: Requant::Double,
         }
     }
 }
@@ -77,6 +112,19 @@ impl QuantModel {
     /// Quantize a preprocessed float image [h, w, 3] to the model's uint8 input.
     pub fn quantize_input(&self, image: &[f32]) -> Vec<u8> {
         image.iter().map(|&x| self.input.quantize(x)).collect()
+    }
+
+    /// The requantization mode of the model's layers: the first one's (`with_requant` sets them all alike).
+    pub fn requant(&self) -> Requant {
+        self.layers.first().map_or(Requant::Double, |layer| layer.requant)
+    }
+
+    /// The same model with every layer's output stage rounding under `mode`; its parameters are unchanged.
+    pub fn with_requant(mut self, mode: Requant) -> QuantModel {
+        for layer in &mut self.layers {
+            layer.requant = mode;
+        }
+        self
     }
 
     /// Dequantize the logits (the last layer's output).
@@ -148,6 +196,9 @@ impl QuantModel {
                     || layer.bias.iter().any(|b| i64::from(*b).abs() > super::quantize::BIAS_LIMIT)
                 {
                     return fail("a zero point, multiplier, shift or bias is out of range".into());
+                }
+                if let Some(c) = (0..channels).find(|&c| layer.output_stage(c).is_none()) {
+                    return fail(format!("channel {c}'s float32 scale {} cannot requantize", layer.fp32_scale(c)));
                 }
             }
             let clamp_ok = layer.act_max.iter().all(|&max| max >= layer.act_min)

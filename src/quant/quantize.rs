@@ -4,7 +4,7 @@
 //! folded weights, each extended to include 0 and nudged ([`QuantParams::from_range`]); bias as int32 with scale
 //! s_in·s_w and zero point 0. The other schemes change one step each (see [`super::scheme`]).
 
-use super::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
+use super::fixed_point::{effective_scale, quantize_multiplier, Requant, ScaleProduct};
 use super::scheme::{Architecture, RangeMethod, Scheme};
 use super::transform;
 use super::{QLayer, QuantModel, QuantParams, Range};
@@ -294,5 +294,6 @@ pub fn quantize_layer(
         shifts,
         act_min,
         act_max,
+        requant: Requant::Double,
     })
 }

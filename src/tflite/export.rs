@@ -23,7 +23,7 @@ use super::metadata::{self, Metadata};
 use super::schema_generated::tflite as fb;
 use crate::error::{Error, Result};
 use crate::model::{Model, Op, Padding, Shape};
-use crate::quant::fixed_point::{effective_scale, quantize_multiplier};
+use crate::quant::fixed_point::{effective_scale, quantize_multiplier, Requant};
 use crate::quant::{QLayer, QuantModel, QuantParams};
 use std::path::Path;
 
@@ -98,6 +98,13 @@ fn check(model: &QuantModel) -> Result<Checked> {
         return Err(refuse("its weights are synthetic (seeded random, for benchmarks only)".into()));
     }
     model.validate().map_err(|reason| refuse(format!("not a model the engine runs: {reason}")))?;
+    if let Some(layer) = model.layers.iter().find(|l| l.requant != Requant::Double) {
+        return Err(refuse(format!(
+            "layer {} requantizes as `{}`, which a TFLite file cannot record: LiteRT's reference kernels run every \
+             file as `double` (its XNNPACK path as `fp32`); export the model without --requant",
+            layer.name, layer.requant
+        )));
+    }
     let convolutions = || model.layers.iter().filter(|l| l.op.has_weights());
     let per_channel = convolutions().find(|l| !is_per_tensor(l));
     let asymmetric = convolutions().find(|l| l.weight_zero_points.iter().any(|&z| z != 128));
@@ -329,7 +336,9 @@ impl Graph {
         let weight_quantization = Quantization {
             scales: layer.weight_scales[..channels].to_vec(),
             zero_points: layer.weight_zero_points[..channels].iter().map(|&z| self.zero_point(z)).collect(),
-            quantized_dimension,
+            // Per tensor the dimension is 0, as TFLite's converter writes it: XNNPACK's delegate refuses a
+            // per-tensor depthwise filter that names dimension 3 (the reference kernels do not read it).
+            quantized_dimension: if per_tensor { 0 } else { quantized_dimension },
         };
         let weights = self.constant(
             format!("{}/weights", layer.name),

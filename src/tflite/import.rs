@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{Activation, InputRange, Layer, Model, Op, Padding, Shape};
 use crate::quant::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
 use crate::quant::quantize::BIAS_LIMIT;
-use crate::quant::{QLayer, QuantModel, QuantParams};
+use crate::quant::{QLayer, QuantModel, QuantParams, Requant};
 use planus::ReadAsRoot;
 use std::path::{Path, PathBuf};
 
@@ -523,6 +523,7 @@ impl File<'_> {
             shifts,
             act_min,
             act_max: vec![act_max; c_out],
+            requant: Requant::Double,
         };
         let bias_scales = self.bias_scales(&bias, &qlayer);
         let float = Layer {

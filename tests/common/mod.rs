@@ -4,7 +4,7 @@
 
 use mnq_gpu::gpu::{AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::{Model, Op, Shape};
-use mnq_gpu::quant::fixed_point::quantize_multiplier;
+use mnq_gpu::quant::fixed_point::{quantize_multiplier, Requant};
 use mnq_gpu::quant::{QLayer, QuantModel, QuantParams};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -38,7 +38,8 @@ fn random_zero_point(rng: &mut SmallRng) -> i32 {
 
 /// A quantized layer with `op` and the given shapes: random u8 weights and zero points, and per channel either a
 /// realistic multiplier (accumulators centred by the bias, their spread mapped to ~40 steps) or an extreme one
-/// (2^31 − 1, 2^30, tiny; shifts from −31 to +3), so every layer exercises saturation and rounding edges.
+/// (2^31 − 1, 2^30, tiny; shifts from −31 to +3), so every layer exercises saturation and rounding edges. The
+/// weight scales make each channel's float32 scale that same multiplier, so `Requant::Fp32` meets the edges too.
 pub fn random_layer(
     name: &str,
     op: Op,
@@ -66,6 +67,7 @@ pub fn random_layer(
     let mut bias = Vec::with_capacity(c_out);
     let mut multipliers = Vec::with_capacity(c_out);
     let mut shifts = Vec::with_capacity(c_out);
+    let mut weight_scales = Vec::with_capacity(c_out);
     for &zw in &weight_zero_points {
         let mean = terms as f64 * (127.5 - f64::from(input.zero_point)) * (127.5 - f64::from(zw));
         let centred = (-mean + rng.random_range(-0.5..0.5) * spread) as i32;
@@ -82,6 +84,9 @@ pub fn random_layer(
         };
         bias.push(b);
         multipliers.push(m);
+        // The weight scale that makes the float32 scale (`Requant::Fp32`) the real multiplier m · 2^s / 2^31.
+        let real = f64::from(m) * 2f64.powi(s) / 2f64.powi(31);
+        weight_scales.push((real * f64::from(output.scale) / f64::from(input.scale)) as f32);
         shifts.push(s);
     }
     // The upper bound differs per channel, as after cross-layer equalization.
@@ -99,13 +104,14 @@ pub fn random_layer(
         input,
         output,
         weights,
-        weight_scales: vec![0.01; c_out],
+        weight_scales,
         weight_zero_points,
         bias,
         multipliers,
         shifts,
         act_min,
         act_max,
+        requant: Requant::Double,
     }
 }
 

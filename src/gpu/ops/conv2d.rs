@@ -97,6 +97,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         data: weights,
     };
     Ok(LayerSetup {
+        requant: layer.requant,
         stem: "conv2d",
         params: bytemuck::bytes_of(&params).to_vec(),
         constants: Some((weights, channels)),

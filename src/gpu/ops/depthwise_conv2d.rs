@@ -80,6 +80,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         data: bytemuck::cast_slice(&weights).to_vec(),
     };
     Ok(LayerSetup {
+        requant: layer.requant,
         stem: "depthwise_conv2d",
         params: bytemuck::bytes_of(&params).to_vec(),
         constants: Some((weights, channels)),

@@ -27,6 +27,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     let params =
         GlobalAvgPoolParams { height: ins.h as u32, width: ins.w as u32, groups: groups(ins.c) as u32, _padding: 0 };
     Ok(LayerSetup {
+        requant: layer.requant,
         stem: "global_avg_pool",
         params: bytemuck::bytes_of(&params).to_vec(),
         constants: None,

@@ -15,7 +15,7 @@ pub use pointwise_conv2d::PointwiseConv2dParams;
 use super::plan::InnerProduct;
 use super::shaders;
 use crate::model::{Op, Shape};
-use crate::quant::QLayer;
+use crate::quant::{QLayer, Requant};
 use crate::{Error, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -38,14 +38,17 @@ const _: () = assert!(size_of::<Channel>() == 16);
 
 impl Channel {
     /// Channel `c` of `layer`, whose packed kernel row (padding included) sums to `weight_sum` over `terms` bytes.
+    /// Its multiplier and shift are the layer's output-stage constants ([`QLayer::output_stage`], checked by
+    /// [`setup`]).
     fn new(layer: &QLayer, c: usize, weight_sum: i32, terms: i32) -> Channel {
         let (input_zero, weight_zero) = (layer.input.zero_point, layer.weight_zero_points[c]);
+        let (multiplier, shift) = layer.output_stage(c).unwrap_or_default();
         Channel {
             offset: layer.bias[c]
                 .wrapping_sub(input_zero.wrapping_mul(weight_sum))
                 .wrapping_add(terms.wrapping_mul(input_zero).wrapping_mul(weight_zero)),
-            multiplier: layer.multipliers[c],
-            shift: layer.shifts[c],
+            multiplier,
+            shift,
             weight_zero_point: weight_zero as u16,
             act_max: u16::from(layer.act_max[c]),
         }
@@ -97,6 +100,8 @@ pub(crate) struct LayerSetup {
     pub workgroups: [u32; 2],
     /// Whether the dispatch's z counts images; ops on one-pixel images instead cover the batch in x.
     pub per_image: bool,
+    /// The output stage (the `REQUANT` override), [`QLayer::requant`].
+    pub requant: Requant,
 }
 
 impl LayerSetup {
@@ -180,6 +185,15 @@ fn check_per_channel(layer: &QLayer) -> Result<()> {
     if let Some(s) = layer.shifts.iter().find(|s| !(-31..=30).contains(*s)) {
         return Err(unsupported(layer, format!("shift {s} is outside [−31, 30]")));
     }
+    if layer.requant == Requant::Fp32 {
+        if layer.weight_scales.len() != c {
+            return Err(unsupported(layer, format!("{} weight scales, expected {c}", layer.weight_scales.len())));
+        }
+        if let Some(c) = (0..c).find(|&c| layer.output_stage(c).is_none()) {
+            let scale = layer.fp32_scale(c);
+            return Err(unsupported(layer, format!("channel {c}'s float32 scale {scale} cannot requantize")));
+        }
+    }
     Ok(())
 }
 
@@ -216,7 +230,8 @@ fn layout_entry(binding: u32, kind: Binding, weights_sint: bool) -> wgpu::BindGr
     wgpu::BindGroupLayoutEntry { binding, visibility: wgpu::ShaderStages::COMPUTE, ty, count: None }
 }
 
-/// The explicit bind-group layout and the pipeline of `setup`'s op, with `inner` as the `DOT4` override.
+/// The explicit bind-group layout and the pipeline of `setup`'s op, with `inner` as the `DOT4` override and the
+/// setup's requantization mode as `REQUANT`.
 pub(crate) fn pipeline(
     device: &wgpu::Device,
     setup: &LayerSetup,
@@ -240,14 +255,19 @@ pub(crate) fn pipeline(
         source: wgpu::ShaderSource::Wgsl(source.into()),
     });
     let dot4 = if inner == InnerProduct::Dot4 { 1.0 } else { 0.0 };
-    let label = format!("{stem} ({inner:?})");
+    let requant = match setup.requant {
+        Requant::Double => 0.0,
+        Requant::Single => 1.0,
+        Requant::Fp32 => 2.0,
+    };
+    let label = format!("{stem} ({inner:?}, {})", setup.requant);
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(&label),
         layout: Some(&pipeline_layout),
         module: &module,
         entry_point: Some(stem),
         compilation_options: wgpu::PipelineCompilationOptions {
-            constants: &[("DOT4", dot4), ("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))],
+            constants: &[("DOT4", dot4), ("REQUANT", requant), ("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))],
             zero_initialize_workgroup_memory: false,
         },
         cache: None,

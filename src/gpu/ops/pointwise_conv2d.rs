@@ -68,6 +68,7 @@ pub(super) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
         data: weights,
     };
     Ok(LayerSetup {
+        requant: layer.requant,
         stem: "pointwise_conv2d",
         params: bytemuck::bytes_of(&params).to_vec(),
         constants: Some((weights, channels)),
