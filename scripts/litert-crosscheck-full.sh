@@ -4,8 +4,10 @@
 #   1. Google's four uint8 TFLite models on the first IMAGES (default 300) evaluation images:
 #      results/litert_crosscheck.json (about 20 minutes on 2 cores);
 #   2. models mnq-gpu exported (`mnq-gpu export`) on the first EXPORT_IMAGES (default 100):
-#      results/litert_crosscheck_export.json.
-# Then `cargo run --release -- report` renders both into RESULTS.md.
+#      results/litert_crosscheck_export.json;
+#   3. (issue 11) mnq-gpu's float requantization, `--requant fp32`, on Google's four models against LiteRT's default
+#      path, the XNNPACK delegate, on the first IMAGES: results/litert_crosscheck_fp32.json.
+# Then `cargo run --release -- report` renders them into RESULTS.md (the third in its `requant` section).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 images="${IMAGES:-300}"
@@ -27,3 +29,6 @@ trap 'rm -rf "$exported"' EXIT
 "$mnq" export --scheme "$export_schemes" -o "$exported"
 "$py" scripts/litert_crosscheck.py --mnq "$mnq" --models "$(ls "$exported"/*.tflite | paste -sd,)" \
     --images "$export_images" --json results/litert_crosscheck_export.json
+
+"$py" scripts/litert_crosscheck.py --mnq "$mnq" --models "$google" --images "$images" --requant fp32 \
+    --json results/litert_crosscheck_fp32.json

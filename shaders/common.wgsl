@@ -177,8 +177,12 @@ fn bit_length(x: u32) -> u32 {
 }
 
 // fixed_point::requantize_fp32 before its zero point and clamp: round_half_even(f32(acc) · scale) with
-// scale = mantissa · 2^exponent (mantissa < 2^24), each float32 rounding to nearest even done in integers, so
-// the result cannot depend on how a driver rounds, contracts or flushes floats. Returned clamped to
+// scale = mantissa · 2^exponent (mantissa < 2^24), each float32 rounding to nearest even done in integers. WGSL
+// floats would not do: the specification (https://www.w3.org/TR/WGSL/, §15.7) specifies no rounding mode ("an
+// implementation may round an intermediate result up or down", also for a correctly rounded x · y and for the
+// conversion of an i32 that f32 cannot hold), lets subnormals flush to zero and lets an implementation fuse
+// operations; only round() is pinned (half to even). In integers the result cannot depend on any of that.
+// Returned clamped to
 // [−1024, 1024], which the caller's clamp to [−256, 511] does not see.
 //   f32(|acc|) = m_a · 2^k: |acc| rounded to 24 significant bits (k = 0 below 2^24).
 //   The product m_a · mantissa < 2^48 is exact in two words; float32 rounds it to 24 significant bits:

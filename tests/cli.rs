@@ -70,6 +70,63 @@ fn run_check_on_the_gpu_confirms_every_layer_of_a_real_image() {
     assert_eq!(json[0]["int8"][1]["top"][0]["class"], 472);
 }
 
+/// Every scheme under every requantization mode, each checked on the GPU; the modes round some bytes
+/// differently, and a quantized file keeps its mode, which `export` refuses unless it is `double`.
+#[test]
+fn requant_modes_run_checked_and_are_recorded_in_the_model_file() {
+    if common::gpu_or_skip().is_none() {
+        return;
+    }
+    let image = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.JPEG";
+    let list = small_calibration_list("requant", 4);
+    let output = mnq_gpu(&[
+        "run",
+        "--check",
+        "--scheme",
+        "tf8,per-channel",
+        "--requant",
+        "double,single,fp32",
+        "--calibration",
+        list.to_str().unwrap(),
+        "--json",
+        image,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let int8 = json[0]["int8"].as_array().unwrap();
+    let runs: Vec<(String, String)> =
+        int8.iter().map(|r| (r["scheme"].as_str().unwrap().into(), r["requant"].as_str().unwrap().into())).collect();
+    assert_eq!(runs.len(), 6);
+    assert_eq!(runs[1], ("tf8".to_string(), "single".to_string()));
+    for run in int8 {
+        assert_eq!(run["mismatches"].as_array().map(Vec::len), Some(0), "{run}");
+    }
+
+    let file = std::env::temp_dir().join(format!("mnq-cli-requant-{}.safetensors", std::process::id()));
+    let file = file.to_str().unwrap();
+    let calibration = ["--calibration", list.to_str().unwrap()];
+    let output =
+        mnq_gpu(&[&["quantize", "--scheme", "tf8", "--requant", "fp32", "-o", file][..], &calibration].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = mnq_gpu(&["run", "--quantized", file, "--device", "cpu", "--json", image]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json[0]["int8"][0]["requant"], "fp32", "the file keeps its mode");
+    let tflite = format!("{file}.tflite");
+    let output = mnq_gpu(&["export", "--quantized", file, "-o", &tflite]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("requantizes as `fp32`, which a TFLite file cannot record"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!std::path::Path::new(&tflite).exists());
+    std::fs::remove_file(file).unwrap();
+
+    let output = mnq_gpu(&["eval", "--requant", "half-even"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("modes: double, single, fp32"), "{}", stderr(&output));
+}
+
 #[test]
 fn an_unknown_scheme_is_a_usage_error() {
     let output = mnq_gpu(&["eval", "--scheme", "tf9"]);
@@ -155,9 +212,32 @@ fn report_writes_results_with_every_scheme_checked_and_its_charts() {
         assert!(row.ends_with(" | 0 |"), "every layer checked, no byte differs: {row}");
     }
     assert!(markdown.contains("| conv_pw_13 | - | missing |"), "the 1.0 model's missing tensor");
-    for chart in ["plots/sqnr_local.png", "plots/mobilenet_v1_1.0_224/conv_dw_1_folded.svg"] {
+    // The arithmetic sections: every mode and weight width checked, no byte differing.
+    for row in ["| `tf8` | `double` |", "| `tf8` | `fp32` |", "| `cle-bc` | `single` |", "| `per-channel` | 4 |"] {
+        let line = markdown.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{row}"));
+        assert!(line.ends_with(" / **0** |"), "every layer checked, no byte differs: {line}");
+    }
+    for chart in [
+        "plots/sqnr_local.png",
+        "plots/mobilenet_v1_1.0_224/conv_dw_1_folded.svg",
+        "plots/sqnr_relu6_vs_relu.png",
+        "plots/sqnr_weight_bits.png",
+    ] {
         assert!(markdown.contains(chart.trim_end_matches(".svg")) && dir.join(chart).exists(), "{chart}");
     }
+    // One section regenerated alone replaces itself and keeps the rest.
+    let results_path = results.to_str().unwrap();
+    let output =
+        mnq_gpu(&["report", "--section", "requant", "--limit", "1", "--sqnr-images", "1", "--output", results_path]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let regenerated = std::fs::read_to_string(&results).unwrap();
+    let (start, end) = ("<!-- section requant -->", "<!-- end requant -->");
+    assert_eq!(regenerated.matches(start).count(), 1);
+    let section = &regenerated[regenerated.find(start).unwrap()..regenerated.find(end).unwrap()];
+    assert!(section.contains("over the 1 images of"), "regenerated with --limit 1");
+    let before = |m: &str| m[..m.find(start).unwrap()].to_string();
+    assert_eq!(before(&regenerated), before(&markdown), "what comes before is kept");
+    assert!(regenerated.contains("<!-- section weight-bits -->"), "the other section is kept");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

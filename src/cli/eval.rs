@@ -85,7 +85,7 @@ impl SchemeReport {
     pub fn label(&self) -> String {
         match self.requant {
             Requant::Double => self.scheme.clone(),
-            mode => format!("{} ({mode})", self.scheme),
+            mode => format!("{}/{mode}", self.scheme),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, shared arguments here.
 
+mod arithmetic;
 mod bench;
 mod download;
 mod dump;
@@ -148,17 +149,17 @@ pub struct Quantized {
 }
 
 impl Quantized {
-    /// The scheme's name, with the requantization mode unless it is the default: `tf8`, `tf8 (fp32)`.
+    /// The scheme's name, with the requantization mode unless it is the default: `tf8`, `tf8/fp32`.
     pub fn label(&self) -> String {
         match self.model.requant() {
             Requant::Double => self.scheme.to_string(),
-            mode => format!("{} ({mode})", self.scheme),
+            mode => format!("{}/{mode}", self.scheme),
         }
     }
 
     /// [`Quantized::label`] as a file or folder name: `tf8`, `tf8_fp32`, `cle-bc_mse`.
     pub fn file_stem(&self) -> String {
-        self.label().replace(" (", "_").replace(')', "").replace('+', "_")
+        self.label().replace(['/', '+'], "_")
     }
 }
 

@@ -1,11 +1,12 @@
 //! `mnq-gpu report`: regenerates RESULTS.md — every scheme's accuracy beside the study's figures (int8 on the
 //! GPU, every layer confirmed on the CPU integer reference), the SQNR charts, and the 1.0 model's weight analysis.
 
+use super::arithmetic;
 use super::eval::{evaluate, Report as EvalReport};
 use super::sqnr::{measure, write_charts, Report as SqnrReport};
 use super::{find_shared, DeviceArgs, ModelArgs, SchemeChoice};
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use mnq_gpu::analysis::{self, LayerAnalysis};
 use mnq_gpu::model::tfjs::TfjsModel;
 use mnq_gpu::plot::{self, Series};
@@ -51,6 +52,57 @@ pub struct ReportArgs {
     /// Images the SQNR is averaged over.
     #[arg(long, default_value_t = 50)]
     sqnr_images: usize,
+    /// Regenerate only this section of the markdown file (it must exist; the rest is kept as it is).
+    #[arg(long, value_enum)]
+    section: Option<Section>,
+}
+
+/// The sections of RESULTS.md that can be regenerated alone, each between `<!-- section NAME -->` and
+/// `<!-- end NAME -->`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Section {
+    /// Every requantization mode (`--requant`) on four schemes, the ReLU6/ReLU SQNR figure, `fp32` against XNNPACK.
+    Requant,
+    /// Weight bit-widths 8, 6, 5 and 4 (`+wB`) on three schemes.
+    WeightBits,
+}
+
+impl Section {
+    const ALL: [Section; 2] = [Section::Requant, Section::WeightBits];
+
+    fn name(self) -> &'static str {
+        match self {
+            Section::Requant => "requant",
+            Section::WeightBits => "weight-bits",
+        }
+    }
+
+    /// Measures the section and renders it, with its markers; charts go to `plots`.
+    fn render(self, args: &ReportArgs, base: &Path, plots: &Path) -> Result<String> {
+        let body = match self {
+            Section::Requant => {
+                let modes = arithmetic::measure_modes(&args.device, args.limit, args.sqnr_images)?;
+                let xnnpack = std::fs::read_to_string(base.join(arithmetic::XNNPACK_SUMMARY)).ok();
+                arithmetic::render_modes(&modes, xnnpack.as_deref(), plots, &args.plots)?
+            }
+            Section::WeightBits => {
+                let bits = arithmetic::measure_weight_bits(&args.device, args.limit, args.sqnr_images)?;
+                arithmetic::render_weight_bits(&bits, plots, &args.plots)?
+            }
+        };
+        Ok(format!("<!-- section {0} -->\n{body}<!-- end {0} -->\n", self.name()))
+    }
+}
+
+/// `markdown` with its section `section` replaced by `rendered` (markers included), or with `rendered` appended.
+fn splice(markdown: &str, section: Section, rendered: &str) -> String {
+    let (start, end) = (format!("<!-- section {} -->", section.name()), format!("<!-- end {} -->\n", section.name()));
+    match (markdown.find(&start), markdown.find(&end)) {
+        (Some(from), Some(to)) if from < to => {
+            format!("{}{rendered}{}", &markdown[..from], &markdown[to + end.len()..])
+        }
+        _ => format!("{}\n{rendered}", markdown.trim_end()),
+    }
 }
 
 fn schemes(names: &str) -> Vec<SchemeChoice> {
@@ -67,6 +119,16 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     };
     let base = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let plots = base.join(&args.plots);
+    std::fs::create_dir_all(&plots).with_context(|| format!("creating {}", plots.display()))?;
+    if let Some(section) = args.section {
+        let existing = std::fs::read_to_string(&args.output).with_context(|| {
+            format!("--section rewrites one section of {}; make it first with `report`", args.output.display())
+        })?;
+        let markdown = splice(&existing, section, &section.render(&args, base, &plots)?);
+        std::fs::write(&args.output, markdown).with_context(|| format!("writing {}", args.output.display()))?;
+        eprintln!("wrote section {} of {}", section.name(), args.output.display());
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let eval = evaluate(&model(SCHEMES), &args.device, None, args.limit, true)?;
     let sqnr = measure(&model(SQNR_SCHEMES), None, args.sqnr_images)?;
@@ -97,7 +159,10 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         .iter()
         .map(|&(file, what)| (file, what, std::fs::read_to_string(base.join(file)).ok()))
         .collect();
-    let markdown = render(&eval, &sqnr, &analysis, &args.plots) + &render_tflite(&tflite, &litert, &args.plots);
+    let mut markdown = render(&eval, &sqnr, &analysis, &args.plots) + &render_tflite(&tflite, &litert, &args.plots);
+    for section in Section::ALL {
+        markdown = splice(&markdown, section, &section.render(&args, base, &plots)?);
+    }
     std::fs::write(&args.output, markdown).with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!("wrote {}", args.output.display());
     Ok(ExitCode::SUCCESS)

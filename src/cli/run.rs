@@ -63,7 +63,7 @@ impl Int8Result {
     fn label(&self) -> String {
         match self.requant {
             Requant::Double => self.scheme.clone(),
-            mode => format!("{} ({mode})", self.scheme),
+            mode => format!("{}/{mode}", self.scheme),
         }
     }
 }
