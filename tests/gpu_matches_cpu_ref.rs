@@ -196,3 +196,15 @@ fn a_negative_multiplier_is_refused_not_miscomputed() {
     let error = Plan::new(&gpu, &quant, 1, InnerProduct::FASTEST).err().expect("a negative multiplier is refused");
     assert!(error.to_string().contains("multiplier -1073741824 is negative"), "{error}");
 }
+
+#[test]
+fn an_fp32_scale_the_shader_cannot_take_is_refused() {
+    let Some(gpu) = common::gpu_or_skip() else {
+        return;
+    };
+    let mut quant = common::random_quant_model(&mobilenet_v1(0.25, 32, SEED), SEED).with_requant(Requant::Fp32);
+    quant.layers[3].weight_scales[5] = f32::INFINITY;
+    let error = Plan::new(&gpu, &quant, 1, InnerProduct::FASTEST).err().expect("an infinite scale is refused");
+    assert!(error.to_string().contains("channel 5's float32 scale inf cannot requantize"), "{error}");
+    assert!(quant.validate().unwrap_err().contains("channel 5's float32 scale inf cannot requantize"));
+}
