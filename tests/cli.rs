@@ -298,3 +298,74 @@ fn export_refuses_cle_with_the_reason_and_exit_code_1() {
     assert!(!dir.join("mobilenet_v1_0.75_224_tf8.tflite").exists(), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sensitivity_measures_every_layer_and_checks_its_assignment_end_to_end() {
+    let list = small_calibration_list("sensitivity", 4);
+    let model = "../shared/models/tflite/mobilenet_v1_0.25_128_quant.tflite";
+    let device = if common::gpu_or_skip().is_some() { "gpu" } else { "cpu" };
+    let args = ["sensitivity", "--model", model, "--calibration", list.to_str().unwrap(), "--limit", "4"];
+    let output = mnq_gpu(&[&args[..], &["--bits", "4", "--device", device, "--json"]].concat());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((json["images"].as_u64(), json["bits"].as_u64()), (Some(4), Some(4)));
+    assert_eq!(json["base_scheme"], "tf8-zero-var");
+    let layers = json["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 28, "conv1, 13 depthwise, 13 pointwise, the classifier");
+    for layer in layers {
+        for field in ["top1_drop_8bit", "top1_drop", "local_sqnr_8bit_db", "local_sqnr_db"] {
+            assert!(layer[field].is_number(), "{layer}: {field}");
+        }
+        assert!(layer["local_sqnr_db"].as_f64() < layer["local_sqnr_8bit_db"].as_f64(), "{layer}");
+    }
+    for field in ["float", "all_8bit", "all_bits"] {
+        assert!(json[field]["top1_percent"].is_number() && json[field]["top5_percent"].is_number(), "{field}");
+    }
+    assert!(json["steps"].is_array() && json["eight_bit_layers"].is_array());
+    let bits = |field: &str| json[field].as_u64().unwrap();
+    assert!(bits("weight_bits_all") <= bits("weight_bits") && bits("weight_bits") <= bits("weight_bits_8bit"));
+    let assignment = &json["assignment"];
+    let scheme = assignment["scheme"].as_str().unwrap();
+    assert!(scheme.starts_with("tf8-zero-var+w4"), "{scheme}");
+    assert_eq!(assignment["device"], device);
+    if device == "gpu" {
+        assert!(assignment["checked_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(assignment["differing_bytes"], 0, "GPU = CPU reference");
+    }
+
+    // The assignment's name quantizes, saves and evaluates to the same accuracy.
+    let file = std::env::temp_dir().join(format!("mnq-cli-sensitivity-{}.safetensors", std::process::id()));
+    let file = file.to_str().unwrap();
+    let quantize = mnq_gpu(&[
+        "quantize",
+        "--model",
+        model,
+        "--scheme",
+        scheme,
+        "--calibration",
+        list.to_str().unwrap(),
+        "-o",
+        file,
+    ]);
+    assert_eq!(quantize.status.code(), Some(0), "{}", stderr(&quantize));
+    let eval = mnq_gpu(&["eval", "--device", "cpu", "--model", model, "--quantized", file, "--limit", "4", "--json"]);
+    assert_eq!(eval.status.code(), Some(0), "{}", stderr(&eval));
+    let eval: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(eval["schemes"][0]["scheme"], scheme);
+    assert_eq!(eval["schemes"][0]["int8"]["top1_percent"], assignment["accuracy"]["top1_percent"]);
+    std::fs::remove_file(file).unwrap();
+    std::fs::remove_file(&list).unwrap();
+}
+
+#[test]
+fn sensitivity_takes_one_base_scheme_without_widths() {
+    for (scheme, message) in [
+        ("tf8+w4", "base scheme `tf8+w4` sets weight widths"),
+        ("tf8,cle", "one base scheme, not 2"),
+        ("tf8+w17", "weights take 2 to 8 bits"),
+    ] {
+        let output = mnq_gpu(&["sensitivity", "--device", "cpu", "--scheme", scheme, "--limit", "1"]);
+        assert_ne!(output.status.code(), Some(0), "{scheme}");
+        assert!(stderr(&output).contains(message), "{scheme}: {}", stderr(&output));
+    }
+}

@@ -59,6 +59,36 @@ fn scheme_names_parse_into_their_steps() {
 }
 
 #[test]
+fn weight_widths_parse_per_model_and_per_layer() {
+    let tf8 = Scheme::tf8();
+    assert_eq!((tf8.weight_bits, tf8.weight_bits_of("conv1"), tf8.has_weight_bits()), (8, 8, false));
+    let w4: Scheme = "per-channel+sym+w4".parse().unwrap();
+    assert!(w4.per_channel && w4.symmetric && w4.weight_bits == 4 && w4.has_weight_bits());
+    let mixed: Scheme = "tf8-zero-var+w4+w8@conv1@conv_pw_13+w6@conv_preds".parse().unwrap();
+    let widths = ["conv1", "conv_dw_1", "conv_pw_13", "conv_preds"].map(|layer| mixed.weight_bits_of(layer));
+    assert_eq!(widths, [8, 4, 8, 6]);
+    assert_eq!(mixed.to_string(), "tf8-zero-var+w4+w8@conv1@conv_pw_13+w6@conv_preds");
+    // Left to right: a later default replaces the earlier one, not the layers named before it.
+    let later: Scheme = "tf8+w5@conv1+w6".parse().unwrap();
+    assert_eq!((later.weight_bits_of("conv1"), later.weight_bits_of("conv_dw_1")), (5, 6));
+    assert!(!"tf8+w8".parse::<Scheme>().unwrap().has_weight_bits());
+}
+
+#[test]
+fn bad_weight_widths_say_what_is_allowed() {
+    let message = |name: &str| name.parse::<Scheme>().expect_err(name).to_string();
+    for name in ["tf8+w9", "tf8+w1", "tf8+w0", "tf8+w300", "tf8+w16@conv1"] {
+        assert!(message(name).contains("weights take 2 to 8 bits"), "{name}: {}", message(name));
+    }
+    assert!(message("tf8+w4@").contains("an empty layer name"), "{}", message("tf8+w4@"));
+    assert!(message("tf8+w4@conv1@@conv_dw_1").contains("an empty layer name"));
+    for name in ["tf8+wide", "tf8+w", "tf8+w4x"] {
+        let text = message(name);
+        assert!(text.contains("unknown scheme modifier") && text.contains("+w2 … +w8, +wB@LAYER"), "{name}: {text}");
+    }
+}
+
+#[test]
 fn folding_and_equalization_keep_the_float_function_of_a_synthetic_model() {
     let model = synthetic::mobilenet_v1(0.25, 64, 3);
     let images = synthetic_images(64, 2);
@@ -143,9 +173,9 @@ fn zero_variance_depthwise_channels_see_exactly_zero_on_calibration_images() {
 #[test]
 fn symmetric_weights_use_the_largest_magnitude_and_127_steps() {
     use mnq_gpu::quant::quantize::symmetric_params;
-    let params = symmetric_params(Range { min: -0.5, max: 0.25 });
+    let params = symmetric_params(Range { min: -0.5, max: 0.25 }, 8);
     assert_eq!((params.scale, params.zero_point), (0.5 / 127.0, 128));
     assert_eq!((params.quantize(-0.5), params.quantize(0.0), params.quantize(0.125)), (1, 128, 160));
     // An all-zero channel (the zero-variance fix) gets scale 1, as in TFLite.
-    assert_eq!(symmetric_params(Range { min: 0.0, max: 0.0 }).scale, 1.0);
+    assert_eq!(symmetric_params(Range { min: 0.0, max: 0.0 }, 8).scale, 1.0);
 }

@@ -93,6 +93,26 @@ fn symmetric_schemes_export_as_int8_and_import_back_to_the_same_model() {
     }
 }
 
+/// Weights in fewer bits (`+wB`, per layer too) are ordinary uint8 or int8 tensors that use fewer codes: they
+/// export, and the metadata gives the scheme back with its widths.
+#[test]
+fn fewer_bit_weights_export_and_import_back_to_the_same_model() {
+    let cases = [
+        ("tf8-zero-var+w4", ElementType::Uint8),
+        ("tf8+w6+w8@conv1@conv_preds", ElementType::Uint8),
+        ("per-channel+sym+w4", ElementType::Int8),
+        ("tf8-zero-var+sym+w5+w8@conv_pw_13", ElementType::Int8),
+    ];
+    for (scheme, element_type) in cases {
+        let (float, model) = quantized(scheme);
+        let imported = export_and_import(&float, &model);
+        assert_eq!(imported.element_type, element_type, "{scheme}");
+        assert_same_model(scheme, &model, &imported.model);
+        assert_eq!(imported.model.scheme, scheme);
+        assert_eq!(imported.model.scheme.parse::<mnq_gpu::quant::scheme::Scheme>().unwrap().name, scheme);
+    }
+}
+
 #[test]
 fn per_channel_and_cle_are_refused_with_the_reason() {
     let cases = [

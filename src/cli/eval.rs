@@ -106,14 +106,14 @@ pub struct Report {
 
 /// Hits and time of one pipeline.
 #[derive(Default, Clone, Copy)]
-struct Tally {
+pub(super) struct Tally {
     top1: usize,
     top5: usize,
     time: Duration,
 }
 
 impl Tally {
-    fn add(&mut self, logits: &[Vec<f32>], classes: &[usize]) {
+    pub(super) fn add(&mut self, logits: &[Vec<f32>], classes: &[usize]) {
         for (l, &class) in logits.iter().zip(classes) {
             let top = top_k(l, 5);
             self.top1 += usize::from(top[0] == class);
@@ -121,7 +121,13 @@ impl Tally {
         }
     }
 
-    fn accuracy(&self, n: usize) -> Accuracy {
+    pub(super) fn merge(&mut self, other: &Tally) {
+        self.top1 += other.top1;
+        self.top5 += other.top5;
+        self.time += other.time;
+    }
+
+    pub(super) fn accuracy(&self, n: usize) -> Accuracy {
         let percent = |hits: usize| 100.0 * hits as f64 / n.max(1) as f64;
         Accuracy { top1_percent: percent(self.top1), top5_percent: percent(self.top5), wall_s: self.time.as_secs_f64() }
     }

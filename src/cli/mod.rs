@@ -11,6 +11,7 @@ mod inspect;
 mod quantize;
 mod report;
 mod run;
+mod sensitivity;
 mod sqnr;
 
 use anyhow::{Context, Result};
@@ -59,6 +60,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Weight ranges before and after folding BatchNorm, dead BatchNorm channels, per-channel range charts.
     Inspect(inspect::InspectArgs),
+    /// Per-layer sensitivity to fewer weight bits, and the cheapest mixed assignment within a top-1 budget.
+    Sensitivity(sensitivity::SensitivityArgs),
     /// Regenerate RESULTS.md: every scheme's accuracy, SQNR charts, the 1.0 model's weight analysis.
     Report(report::ReportArgs),
     /// Fetch Google's published MobileNetV1 models (TF.js or TFLite) by name into the local cache.
@@ -74,6 +77,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Sensitivity(args) => sensitivity::run(args),
         Command::Report(args) => report::run(args),
         Command::Download(args) => download::run(args),
     }
@@ -181,7 +185,8 @@ pub struct ModelArgs {
     #[arg(long, value_name = "DIR|FILE|NAME")]
     pub model: Option<PathBuf>,
     /// Quantization schemes, comma-separated: a preset (tf8, tf8-zero-var, per-channel, cle, cle-bc) with
-    /// optional modifiers (+mse, +zero-var, +per-channel, +sym, +relu, +dw-linear), e.g. `tf8,per-channel,cle-bc+mse`;
+    /// optional modifiers (+mse, +zero-var, +per-channel, +sym, +relu, +dw-linear; +w4 for 4-bit weights, 2 to 8,
+    /// and +w8@conv1@conv_preds for per-layer widths), e.g. `tf8,per-channel,cle-bc+mse,per-channel+sym+w4`;
     /// `tflite` is a TFLite file's own quantization. Default: tf8, and tflite for a TFLite model (other schemes
     /// quantize the float model the file represents).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]

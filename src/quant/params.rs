@@ -1,4 +1,4 @@
-//! Per-tensor asymmetric uint8 quantization parameters: real = scale · (q − zero_point).
+//! Asymmetric uint8 quantization parameters: real = scale · (q − zero_point); fewer-bit codes are a sub-range of u8.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,13 @@ impl QuantParams {
     /// include 0, then the zero point is nudged to an integer in [0, 255] so that 0.0 is exactly representable.
     /// A degenerate range (min = max = 0) gets scale 1, zero point 0.
     pub fn from_range(min: f32, max: f32) -> QuantParams {
-        let (qmin, qmax) = (0.0f64, 255.0f64);
+        QuantParams::from_range_levels(min, max, 255)
+    }
+
+    /// [`QuantParams::from_range`] for the codes [0, `qmax`] (b-bit weights: `qmax` = 2^b − 1): scale
+    /// (max − min)/qmax, the zero point nudged into [0, qmax]. `qmax` = 255 is `from_range` itself.
+    pub fn from_range_levels(min: f32, max: f32, qmax: u8) -> QuantParams {
+        let (qmin, qmax) = (0.0f64, f64::from(qmax));
         let min = f64::from(min.min(0.0));
         let max = f64::from(max.max(0.0));
         if max - min <= 0.0 {
@@ -35,8 +41,13 @@ impl QuantParams {
 
     /// round(x / scale) + zero_point, clamped to [0, 255].
     pub fn quantize(&self, x: f32) -> u8 {
+        self.quantize_within(x, 0, 255)
+    }
+
+    /// round(x / scale) + zero_point, clamped to the codes [`lowest`, `highest`] (those of b-bit weights).
+    pub fn quantize_within(&self, x: f32, lowest: u8, highest: u8) -> u8 {
         let q = (f64::from(x) / f64::from(self.scale)).round() + f64::from(self.zero_point);
-        q.clamp(0.0, 255.0) as u8
+        q.clamp(f64::from(lowest), f64::from(highest)) as u8
     }
 
     /// The quantized bound of a fused activation, as TFLite's `CalculateActivationRangeQuantized` computes it:

@@ -169,6 +169,14 @@ pub fn quantize_scheme(model: &Model, scheme: &Scheme, images: &[Vec<f32>]) -> R
 
 /// Quantize a prepared (BatchNorm-folded) model with known calibration.
 pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibration) -> Result<QuantModel> {
+    let weighted = || model.layers.iter().filter(|l| l.op.has_weights());
+    if let Some(unknown) = scheme.layer_weight_bits.keys().find(|name| !weighted().any(|l| &l.name == *name)) {
+        return Err(Error::Invalid(format!(
+            "scheme `{scheme}`: `@{unknown}` is no layer with weights of {}; they are {}",
+            model.name,
+            weighted().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
     let input = QuantParams::from_range(calibration.input.min, calibration.input.max);
     let mut layers = Vec::with_capacity(model.layers.len());
     let mut layer_input = input;
@@ -184,7 +192,8 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
                 RangeMethod::Mse => mse_range(calibration.outputs[i], &calibration.histograms[i]),
             };
             let output = QuantParams::from_range(range.min, range.max);
-            let weights = weight_params(layer, scheme.per_channel, scheme.symmetric);
+            let bits = scheme.weight_bits_of(&layer.name);
+            let weights = weight_params(layer, scheme.per_channel, scheme.symmetric, bits);
             let mut bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.output_shape.c]);
             if scheme.bias_correction {
                 correct_bias(layer, &weights, &calibration.input_means[i], &mut bias);
@@ -206,11 +215,44 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
     })
 }
 
+/// One output channel's weight quantization: its parameters and the codes its bit width allows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WeightParams {
+    pub params: QuantParams,
+    /// The codes [lowest, highest]: [0, 2^b − 1] asymmetric, 128 ± (2^(b−1) − 1) symmetric.
+    pub lowest: u8,
+    pub highest: u8,
+}
+
+impl WeightParams {
+    /// b-bit asymmetric: gemmlowp's nudged parameters over [0, 2^b − 1] ([`QuantParams::from_range_levels`]).
+    pub fn asymmetric(range: Range, bits: u8) -> WeightParams {
+        let highest = ((1u16 << bits) - 1) as u8;
+        WeightParams { params: QuantParams::from_range_levels(range.min, range.max, highest), lowest: 0, highest }
+    }
+
+    /// b-bit symmetric ([`symmetric_params`]): the codes 128 ± (2^(b−1) − 1).
+    pub fn symmetric(range: Range, bits: u8) -> WeightParams {
+        let levels = symmetric_levels(bits);
+        WeightParams { params: symmetric_params(range, bits), lowest: 128 - levels, highest: 128 + levels }
+    }
+
+    pub fn quantize(&self, w: f32) -> u8 {
+        self.params.quantize_within(w, self.lowest, self.highest)
+    }
+}
+
+/// 2^(b−1) − 1: the largest |round(w/s)| of b-bit symmetric weights (127 for 8 bits).
+fn symmetric_levels(bits: u8) -> u8 {
+    (1u8 << (bits - 1)) - 1
+}
+
 /// One weight quantization per output channel: per-tensor repeats the whole kernel's. Asymmetric over the
-/// range, or symmetric ([`symmetric_params`]).
-fn weight_params(layer: &Layer, per_channel: bool, symmetric: bool) -> Vec<QuantParams> {
+/// range, or symmetric ([`symmetric_params`]), in `bits` bits.
+fn weight_params(layer: &Layer, per_channel: bool, symmetric: bool, bits: u8) -> Vec<WeightParams> {
     let channels = layer.output_shape.c;
-    let params = |r: &Range| if symmetric { symmetric_params(*r) } else { QuantParams::from_range(r.min, r.max) };
+    let params =
+        |r: &Range| if symmetric { WeightParams::symmetric(*r, bits) } else { WeightParams::asymmetric(*r, bits) };
     if !per_channel {
         return vec![params(&Range::of(&layer.kernel)); channels];
     }
@@ -221,21 +263,23 @@ fn weight_params(layer: &Layer, per_channel: bool, symmetric: bool) -> Vec<Quant
     ranges.iter().map(params).collect()
 }
 
-/// TFLite's int8 weights (`SymmetricPerChannelQuantizeValues`): scale max|w|/127 (1 for an all-zero range), so
-/// round(w/s) lies in [−127, 127]; in the engine's u8 that + 128, zero point 128.
-pub fn symmetric_params(range: Range) -> QuantParams {
+/// TFLite's int8 weights (`SymmetricPerChannelQuantizeValues`) generalised to b bits: scale max|w|/(2^(b−1) − 1)
+/// (1 for an all-zero range), so round(w/s) lies in ±(2^(b−1) − 1), [−127, 127] for 8 bits; in the engine's u8
+/// that + 128, zero point 128.
+pub fn symmetric_params(range: Range, bits: u8) -> QuantParams {
     let max = range.min.abs().max(range.max.abs());
-    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    let scale = if max > 0.0 { max / f32::from(symmetric_levels(bits)) } else { 1.0 };
     QuantParams { scale, zero_point: 128 }
 }
 
 /// Bias correction (Nagel et al. 2019, §4.2, with empirical input means): the weight-quantization error
 /// ε = W_q − W shifts each output's expectation by Σ ε·E[x]; subtract it from the bias. Padding is ignored.
-fn correct_bias(layer: &Layer, weights: &[QuantParams], input_means: &[f64], bias: &mut [f32]) {
+fn correct_bias(layer: &Layer, weights: &[WeightParams], input_means: &[f64], bias: &mut [f32]) {
     let (c_in, c_out) = (layer.input_shape.c, layer.output_shape.c);
     for (i, &w) in layer.kernel.iter().enumerate() {
         let c = i % c_out;
-        let error = f64::from(weights[c].dequantize(weights[c].quantize(w))) - f64::from(w);
+        // The error of the layer's own b-bit codes, clamp included.
+        let error = f64::from(weights[c].params.dequantize(weights[c].quantize(w))) - f64::from(w);
         let input_channel = match layer.op {
             Op::DepthwiseConv2d { .. } => c,
             _ => i / c_out % c_in,
@@ -250,17 +294,18 @@ pub fn quantize_layer(
     layer: &Layer,
     bias: &[f32],
     input: QuantParams,
-    weights: &[QuantParams],
+    weights: &[WeightParams],
     output: QuantParams,
     product: ScaleProduct,
 ) -> Result<QLayer> {
     let channels = layer.output_shape.c;
-    // Symmetric weights land in [1, 255] (TFLite's int8 [−127, 127] + 128): |w/s| ≤ 127 up to rounding of s.
+    // Each code is clamped to its width's codes: 8-bit symmetric weights land in [1, 255] (TFLite's int8
+    // [−127, 127] + 128), since |w/s| ≤ 127 up to rounding of s, so the clamp changes no 8-bit code.
     let quantized_weights = layer.kernel.iter().enumerate().map(|(i, &w)| weights[i % channels].quantize(w)).collect();
     let mut multipliers = Vec::with_capacity(channels);
     let mut shifts = Vec::with_capacity(channels);
     let mut quantized_bias = Vec::with_capacity(channels);
-    for (c, w) in weights.iter().enumerate() {
+    for (c, w) in weights.iter().map(|w| w.params).enumerate() {
         let bias_scale = f64::from(input.scale) * f64::from(w.scale);
         let q = (f64::from(bias[c]) / bias_scale).round() as i64;
         quantized_bias.push(q.clamp(-BIAS_LIMIT, BIAS_LIMIT) as i32);
@@ -287,8 +332,8 @@ pub fn quantize_layer(
         input,
         output,
         weights: quantized_weights,
-        weight_scales: weights.iter().map(|w| w.scale).collect(),
-        weight_zero_points: weights.iter().map(|w| w.zero_point).collect(),
+        weight_scales: weights.iter().map(|w| w.params.scale).collect(),
+        weight_zero_points: weights.iter().map(|w| w.params.zero_point).collect(),
         bias: quantized_bias,
         multipliers,
         shifts,

@@ -5,7 +5,7 @@
 //! - *local*: the quantized layer is fed the quantized float input of that layer, so it shows which layer
 //!   creates the loss.
 
-use super::{QuantModel, QuantParams};
+use super::{QLayer, QuantModel, QuantParams};
 use crate::cpu_ref;
 use crate::model::Model;
 use rayon::prelude::*;
@@ -24,11 +24,19 @@ pub fn sqnr_db(signal_power: f64, noise_power: f64) -> f64 {
 }
 
 /// Σx² and Σ(x − x̂)² of a float tensor and its quantized counterpart.
-fn powers(float: &[f32], quantized: &[u8], params: QuantParams) -> (f64, f64) {
+pub fn powers(float: &[f32], quantized: &[u8], params: QuantParams) -> (f64, f64) {
     float.iter().zip(quantized).fold((0.0, 0.0), |(signal, noise), (&x, &q)| {
         let error = f64::from(x) - f64::from(params.dequantize(q));
         (signal + f64::from(x) * f64::from(x), noise + error * error)
     })
+}
+
+/// `layer` quantized alone, as the local SQNR and `mnq-gpu sensitivity` measure it: its float input quantized with
+/// the layer's input parameters, then the integer layer. Fed the dequantized output of the quantized model's
+/// previous layer, it gives that model's own bytes (tests/weight_bits.rs).
+pub fn run_layer_alone(layer: &QLayer, float_input: &[f32]) -> Vec<u8> {
+    let quantized_input: Vec<u8> = float_input.iter().map(|&x| layer.input.quantize(x)).collect();
+    cpu_ref::run_layer_u8(layer, &quantized_input)
 }
 
 /// Per-layer SQNR of one image: (accumulated, local) in dB.
@@ -38,8 +46,7 @@ pub fn image_sqnr(float_model: &Model, quant_model: &QuantModel, image: &[f32]) 
     let mut result = Vec::with_capacity(float_outputs.len());
     for (i, layer) in quant_model.layers.iter().enumerate() {
         let float_input = if i == 0 { image } else { &float_outputs[i - 1] };
-        let quantized_input: Vec<u8> = float_input.iter().map(|&x| layer.input.quantize(x)).collect();
-        let local_output = cpu_ref::run_layer_u8(layer, &quantized_input);
+        let local_output = run_layer_alone(layer, float_input);
         let (signal, noise) = powers(&float_outputs[i], &quant_outputs[i], layer.output);
         let (local_signal, local_noise) = powers(&float_outputs[i], &local_output, layer.output);
         result.push((sqnr_db(signal, noise), sqnr_db(local_signal, local_noise)));
