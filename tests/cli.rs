@@ -149,7 +149,7 @@ fn quantize_writes_a_model_that_run_and_eval_read() {
     let csv = String::from_utf8(output.stdout).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows[1].starts_with("tf8-zero-var,cpu,") && rows[2].starts_with("cle-bc+mse,cpu,"), "{csv}");
+    assert!(rows[1].starts_with("tf8-zero-var,double,cpu,") && rows[2].starts_with("cle-bc+mse,double,cpu,"), "{csv}");
 }
 
 #[test]
