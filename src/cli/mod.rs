@@ -61,6 +61,8 @@ enum Command {
     /// Weight ranges before and after folding BatchNorm, dead BatchNorm channels, per-channel range charts.
     Inspect(inspect::InspectArgs),
     /// Per-layer sensitivity to fewer weight bits, and the cheapest mixed assignment within a top-1 budget.
+    ///
+    /// Here --scheme is one base scheme without +wB (default tf8-zero-var), and --quantized is not taken.
     Sensitivity(sensitivity::SensitivityArgs),
     /// Regenerate RESULTS.md: every scheme's accuracy, SQNR charts, the 1.0 model's weight analysis.
     Report(report::ReportArgs),

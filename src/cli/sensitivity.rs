@@ -152,6 +152,9 @@ fn base_scheme(model_args: &ModelArgs) -> Result<Scheme> {
     if !model_args.quantized.is_empty() {
         bail!("sensitivity quantizes the float model itself; give a base scheme with --scheme, not --quantized");
     }
+    if !model_args.requant.is_empty() {
+        bail!("sensitivity measures under the default requantization (double); --requant is not supported here");
+    }
     match model_args.scheme.as_slice() {
         [] => Ok(DEFAULT_SCHEME.parse()?),
         [SchemeChoice::Calibrate(scheme)] if !scheme.has_weight_bits() => Ok(scheme.clone()),
@@ -278,6 +281,10 @@ pub fn measure(args: &SensitivityArgs) -> Result<Report> {
     };
     let all_8bit = accuracy(&end_to_end(&eight, "all 8-bit"), n);
     let all_bits = accuracy(&end_to_end(&cheap, "all b-bit"), n);
+    eprintln!(
+        "end to end: all 8-bit top-1 {:.2} %, all {}-bit {:.2} %",
+        all_8bit.top1_percent, args.bits, all_bits.top1_percent
+    );
 
     // Greedy: the largest measured drop first (ties: the lower local SQNR), then a pass moving layers back.
     let mut order: Vec<usize> = (0..layers.len()).collect();
@@ -305,6 +312,7 @@ pub fn measure(args: &SensitivityArgs) -> Result<Report> {
         let (scheme, model, reached) = evaluate(&eight_bit, "searching")?;
         top1 = reached;
         let weight_bits = total_weight_bits(&model, &scheme);
+        eprintln!("{} to 8 bits: top-1 {top1:.2} % (target {target:.2} %)", layers[k].layer);
         steps.push(Step {
             change: format!("+{}", layers[k].layer),
             kept: true,
@@ -322,6 +330,8 @@ pub fn measure(args: &SensitivityArgs) -> Result<Report> {
             eight_bit[k] = true;
         }
         let weight_bits = total_weight_bits(&model, &scheme);
+        let verdict = if kept { "kept there" } else { "undone" };
+        eprintln!("{} back to {} bits: top-1 {reached:.2} %, {verdict}", layers[k].layer, args.bits);
         steps.push(Step {
             change: format!("-{}", layers[k].layer),
             kept,
