@@ -83,10 +83,7 @@ pub struct ModeDifference {
 impl SchemeReport {
     /// The scheme, with its requantization mode unless it is the default (as [`super::Quantized::label`]).
     pub fn label(&self) -> String {
-        match self.requant {
-            Requant::Double => self.scheme.clone(),
-            mode => format!("{}/{mode}", self.scheme),
-        }
+        super::label(&self.scheme, self.requant)
     }
 }
 

@@ -157,15 +157,20 @@ pub struct Quantized {
 impl Quantized {
     /// The scheme's name, with the requantization mode unless it is the default: `tf8`, `tf8/fp32`.
     pub fn label(&self) -> String {
-        match self.model.requant() {
-            Requant::Double => self.scheme.to_string(),
-            mode => format!("{}/{mode}", self.scheme),
-        }
+        label(&self.scheme.to_string(), self.model.requant())
     }
 
     /// [`Quantized::label`] as a file or folder name: `tf8`, `tf8_fp32`, `cle-bc_mse`.
     pub fn file_stem(&self) -> String {
         self.label().replace(['/', '+'], "_")
+    }
+}
+
+/// A scheme's name with its requantization mode unless it is the default: `tf8`, `tf8/fp32`.
+pub fn label(scheme: &str, requant: Requant) -> String {
+    match requant {
+        Requant::Double => scheme.to_string(),
+        mode => format!("{scheme}/{mode}"),
     }
 }
 

@@ -61,10 +61,7 @@ struct Int8Result {
 impl Int8Result {
     /// The scheme, with its requantization mode unless it is the default (as [`super::Quantized::label`]).
     fn label(&self) -> String {
-        match self.requant {
-            Requant::Double => self.scheme.clone(),
-            mode => format!("{}/{mode}", self.scheme),
-        }
+        super::label(&self.scheme, self.requant)
     }
 }
 
