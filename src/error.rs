@@ -22,6 +22,9 @@ pub enum Error {
     #[error("{file}: not a quantized mnq-gpu model: {reason}")]
     QuantFile { file: PathBuf, reason: String },
 
+    #[error("{file}: the file is damaged: {reason}; write it again with `mnq-gpu quantize`")]
+    CorruptFile { file: PathBuf, reason: String },
+
     #[error("cannot read image {path}: {reason}")]
     Image { path: PathBuf, reason: String },
 

@@ -144,12 +144,21 @@ fn quantize_writes_a_model_that_run_and_eval_read() {
         .map(|s| dir.join(format!("mobilenet_v1_0.75_224_{s}.safetensors")).to_str().unwrap().to_string())
         .collect();
     let output = mnq_gpu(&["eval", "--device", "cpu", "--limit", "4", "--csv", "--quantized", &files.join(",")]);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let csv = String::from_utf8(output.stdout).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 3, "{csv}");
     assert!(rows[1].starts_with("tf8-zero-var,double,cpu,") && rows[2].starts_with("cle-bc+mse,double,cpu,"), "{csv}");
+
+    // One bit flipped in a weight (the data section ends with tensors) is a damaged file, not another model.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let at = bytes.len() - 1000;
+    bytes[at] ^= 0x10;
+    std::fs::write(&files[0], bytes).unwrap();
+    let output = mnq_gpu(&["run", "--device", "cpu", "--quantized", &files[0], "../shared/images/grace_hopper.jpg"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("the file is damaged: its SHA-256 is"), "{}", stderr(&output));
 }
 
 #[test]
