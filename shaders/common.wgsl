@@ -1,10 +1,7 @@
-// Helpers shared by every op shader; src/gpu/shaders.rs prepends this file to each op file. Mirrors
+// Helpers shared by every op shader; src/gpu/shaders.rs composes this file, one inner-product file
+// (`dot_u8x4`: dot_u8x4_dot4.wgsl or dot_u8x4_unpack.wgsl, chosen by `InnerProduct`) and an op file. Mirrors
 // src/quant/fixed_point.rs (i64 there, 32-bit emulation here: tests/gpu_requantize.rs proves they agree).
 // Activations and weights are u8 packed four to a u32, channel c in bits 8·(c % 4).. (little-endian bytes).
-
-// The inner-product path, set per pipeline from `InnerProduct` (src/gpu/plan.rs): true uses the built-in
-// dot4U8Packed, false unpacks with shifts and masks. Both are exact.
-override DOT4: bool = false;
 
 // The output stage, set per pipeline from the layers' `Requant` (src/quant/fixed_point.rs): 0 double (gemmlowp's
 // two roundings), 1 single (one rounding, TFLITE_SINGLE_ROUNDING), 2 fp32 (XNNPACK's float requantization,
@@ -47,15 +44,6 @@ fn pack_u8x4(bytes: vec4<u32>) -> u32 {
 // The 16 bytes of a texel, word k in element k.
 fn unpack_texel(t: vec4<u32>) -> array<vec4<u32>, 4> {
     return array<vec4<u32>, 4>(unpack_u8x4(t.x), unpack_u8x4(t.y), unpack_u8x4(t.z), unpack_u8x4(t.w));
-}
-
-// Σ x_j·w_j over the four bytes of two words (≤ 4·255² = 260,100), from the packed words with DOT4 and from
-// their bytes (unpacked once by the caller, not once per product) without.
-fn dot_u8x4(x: u32, x_bytes: vec4<u32>, w: u32, w_bytes: vec4<u32>) -> u32 {
-    if DOT4 {
-        return dot4U8Packed(x, w);
-    }
-    return dot(x_bytes, w_bytes);
 }
 
 // Σ x_j·w_j over the 16 bytes of two texels (≤ 16·255² = 1,040,400).

@@ -12,6 +12,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Before any thread starts: it sets an environment variable for the Vulkan loader.
+    mnq_gpu::gpu::context::quiet_headless_vulkan();
     let args = cli::Cli::parse();
     match cli::dispatch(args) {
         Ok(code) => code,

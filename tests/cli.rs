@@ -205,6 +205,38 @@ fn no_matching_adapter_is_a_clear_error_with_a_hint() {
     assert!(message.contains("no GPU adapter found") && message.contains("--device cpu"), "{message}");
 }
 
+/// Pins the driver noise a newcomer read as a failure: without XDG_RUNTIME_DIR, Mesa's Vulkan device-selection
+/// layer printed `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` twice before our output.
+#[test]
+fn a_gpu_command_without_xdg_runtime_dir_prints_only_its_own_stderr() {
+    if common::gpu_or_skip().is_none() {
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_mnq-gpu"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .args(["run", "--check", "--model", "../shared/models/tflite/mobilenet_v1_0.25_128_quant.tflite"])
+        .arg("../shared/images/grace_hopper.jpg")
+        .output()
+        .expect("the binary runs");
+    let message = stderr(&output);
+    assert!(output.status.success(), "{message}");
+    assert!(message.starts_with("GPU: ") && !message.contains("XDG_RUNTIME_DIR"), "{message}");
+}
+
+#[test]
+fn a_device_lost_during_eval_is_a_clear_error_with_no_results_printed() {
+    if common::gpu_or_skip().is_none() {
+        return;
+    }
+    let model = "../shared/models/tflite/mobilenet_v1_0.25_128_quant.tflite";
+    // Two chunks of images: the device is destroyed after the first ran.
+    let output = mnq_gpu(&["eval", "--model", model, "--limit", "80", "--json", "--lose-device-after", "1"]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("error: ") && message.contains("lost") && !message.contains("panicked"), "{message}");
+    assert!(output.stdout.is_empty(), "partial results printed: {}", String::from_utf8_lossy(&output.stdout));
+}
+
 #[test]
 fn report_writes_results_with_every_scheme_checked_and_its_charts() {
     if common::gpu_or_skip().is_none() {

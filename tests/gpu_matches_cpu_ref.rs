@@ -187,6 +187,22 @@ fn a_wrong_image_size_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn a_lost_device_is_an_error_not_a_panic_or_a_hang() {
+    let Some(gpu) = common::gpu_or_skip() else {
+        return;
+    };
+    let quant = common::random_quant_model(&mobilenet_v1(0.25, 32, SEED), SEED);
+    let image = common::random_u8(quant.input_shape.len(), SEED + 3);
+    let mut plan = Plan::new(&gpu, &quant, 1, InnerProduct::Unpack).expect("plan");
+    plan.run(&gpu, &[&image], Readback::Logits).expect("a run before the loss");
+    gpu.device().destroy();
+    let error = plan.run(&gpu, &[&image], Readback::Logits).expect_err("a run on a destroyed device fails");
+    assert!(error.to_string().contains("lost"), "{error}");
+    let error = Plan::new(&gpu, &quant, 1, InnerProduct::Unpack).err().expect("no plan on a destroyed device");
+    assert!(error.to_string().contains("lost"), "{error}");
+}
+
+#[test]
 fn a_negative_multiplier_is_refused_not_miscomputed() {
     let Some(gpu) = common::gpu_or_skip() else {
         return;

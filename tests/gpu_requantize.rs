@@ -4,7 +4,7 @@
 
 mod common;
 
-use mnq_gpu::gpu::{shaders, GpuContext};
+use mnq_gpu::gpu::{shaders, GpuContext, InnerProduct};
 use mnq_gpu::quant::fixed_point::{fp32_parts, requantize_as, Requant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -49,7 +49,7 @@ fn requantize_cases(@builtin(global_invocation_id) id: vec3<u32>) {
 
 fn run_cases(gpu: &GpuContext, cases: &[Case], mode: Requant) -> Vec<u8> {
     let device = gpu.device();
-    let source = shaders::compose(TEST_SHADER);
+    let source = shaders::compose(InnerProduct::Unpack, TEST_SHADER);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("requantize test"),
         source: wgpu::ShaderSource::Wgsl(source.into()),

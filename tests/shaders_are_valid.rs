@@ -1,7 +1,8 @@
-//! Every op shader is valid WGSL as composed (shaders/common.wgsl + the op file), names its entry point after
-//! its stem and declares its params struct as `<Stem>Params`.
+//! Every op shader is valid WGSL as composed (shaders/common.wgsl + each inner-product file + the op file), names
+//! its entry point after its stem and declares its params struct as `<Stem>Params`; only the Dot4 composition
+//! uses `dot4U8Packed`.
 
-use mnq_gpu::gpu::shaders;
+use mnq_gpu::gpu::shaders::{self, InnerProduct};
 
 fn pascal_case(stem: &str) -> String {
     stem.split('_')
@@ -12,27 +13,44 @@ fn pascal_case(stem: &str) -> String {
         .collect()
 }
 
+fn validate(what: &str, source: &str) -> naga::Module {
+    let module =
+        naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(source)));
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(source)));
+    module
+}
+
 #[test]
 fn every_op_shader_validates_with_naga_after_composition() {
-    for stem in shaders::STEMS {
-        let source = shaders::source(stem).expect("a stem has a source");
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("shaders/{stem}.wgsl: {}", e.emit_to_string(&source)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("shaders/{stem}.wgsl: {}", e.emit_to_string(&source)));
-        assert!(module.entry_points.iter().any(|e| e.name == stem), "shaders/{stem}.wgsl: no entry point `{stem}`");
-        let params = format!("{}Params", pascal_case(stem));
-        let named = module.types.iter().any(|(_, ty)| ty.name.as_deref() == Some(params.as_str()));
-        assert!(named, "shaders/{stem}.wgsl: no struct `{params}`");
+    for inner in InnerProduct::ALL {
+        for stem in shaders::STEMS {
+            let what = format!("shaders/{stem}.wgsl with {inner:?}");
+            let module = validate(&what, &shaders::source(stem, inner).expect("a stem has a source"));
+            assert!(module.entry_points.iter().any(|e| e.name == stem), "{what}: no entry point `{stem}`");
+            let params = format!("{}Params", pascal_case(stem));
+            let named = module.types.iter().any(|(_, ty)| ty.name.as_deref() == Some(params.as_str()));
+            assert!(named, "{what}: no struct `{params}`");
+        }
     }
 }
 
 #[test]
-fn common_wgsl_validates_on_its_own() {
-    let module = naga::front::wgsl::parse_str(shaders::COMMON)
-        .unwrap_or_else(|e| panic!("shaders/common.wgsl: {}", e.emit_to_string(shaders::COMMON)));
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("shaders/common.wgsl: {}", e.emit_to_string(shaders::COMMON)));
+fn common_wgsl_validates_with_each_inner_product() {
+    for inner in InnerProduct::ALL {
+        validate(&format!("shaders/common.wgsl with {inner:?}"), &shaders::compose(inner, ""));
+    }
+}
+
+/// Pins the fallback for browsers without the packed_4x8_integer_dot_product language feature: a shader that
+/// merely names `dot4U8Packed` fails to compile there, even if it never calls it.
+#[test]
+fn only_the_dot4_composition_names_dot4u8packed() {
+    for stem in shaders::STEMS {
+        for inner in InnerProduct::ALL {
+            let names = shaders::source(stem, inner).unwrap().contains("dot4U8Packed(");
+            assert_eq!(names, inner == InnerProduct::Dot4, "{stem} with {inner:?}");
+        }
+    }
 }

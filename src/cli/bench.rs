@@ -6,7 +6,7 @@ use super::{print_json, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use mnq_gpu::cpu_ref;
-use mnq_gpu::gpu::{AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
+use mnq_gpu::gpu::{AdapterInfo, AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::synthetic;
 use mnq_gpu::quant::{self, QuantModel, Requant};
 use rand::rngs::SmallRng;
@@ -31,8 +31,8 @@ pub struct BenchArgs {
     /// Timed runs per batch size, after two warm-up runs.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     iterations: u32,
-    /// Inner-product path of the shaders.
-    #[arg(long, value_enum, default_value = "dot4")]
+    /// Inner-product path of the shaders; `auto` takes dot4 where the adapter's WGSL has dot4U8Packed, else unpack.
+    #[arg(long, value_enum, default_value = "auto")]
     inner_product: InnerProductArg,
     /// Use the first GPU adapter whose name contains this (case-insensitive).
     #[arg(long, value_name = "NAME")]
@@ -44,6 +44,7 @@ pub struct BenchArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum InnerProductArg {
+    Auto,
     Dot4,
     Unpack,
 }
@@ -67,6 +68,8 @@ struct Report {
     scheme: String,
     requant: Requant,
     inner_product: String,
+    /// What this adapter lacks and the path taken instead (e.g. no timestamp queries: no per-layer times).
+    fallbacks: Vec<String>,
     batches: Vec<BatchTiming>,
     /// Single-threaded CPU integer reference, one image: median over the runs.
     cpu_ref_ms_per_image: f64,
@@ -120,9 +123,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let model = quantized_model(&args)?;
     let ctx = GpuContext::new(&AdapterOptions { name_filter: args.adapter.clone(), backends: None })?;
     let inner = match args.inner_product {
+        InnerProductArg::Auto => ctx.inner_product(),
         InnerProductArg::Dot4 => InnerProduct::Dot4,
         InnerProductArg::Unpack => InnerProduct::Unpack,
     };
+    let fallbacks = fallbacks(ctx.info());
     let batch = args.batch as usize;
     let images = random_images(model.input_shape.len(), batch);
     let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
@@ -177,6 +182,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         scheme: model.scheme.clone(),
         requant: model.requant(),
         inner_product: format!("{inner:?}"),
+        fallbacks,
         batches: timings,
         cpu_ref_ms_per_image: cpu_ref_ms,
     };
@@ -188,8 +194,23 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the engine does without each optional capability the adapter lacks.
+fn fallbacks(info: &AdapterInfo) -> Vec<String> {
+    let mut fallbacks = Vec::new();
+    if !info.packed_dot4 {
+        fallbacks.push("no dot4U8Packed in this WGSL: the Unpack inner product runs instead".to_string());
+    }
+    if !info.timestamps {
+        fallbacks.push("no timestamp queries: per-layer GPU times are not measured".to_string());
+    }
+    fallbacks
+}
+
 fn print_report(report: &Report) {
     println!("adapter: {}", report.adapter);
+    for fallback in &report.fallbacks {
+        println!("  {fallback}");
+    }
     let synthetic = if report.synthetic { ", SYNTHETIC weights (timing only)" } else { "" };
     println!(
         "model:   {} ({}{synthetic}), inner product {}, requant {}",

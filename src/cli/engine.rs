@@ -3,7 +3,7 @@
 use super::{Device, DeviceArgs};
 use anyhow::Result;
 use mnq_gpu::cpu_ref;
-use mnq_gpu::gpu::{AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
+use mnq_gpu::gpu::{AdapterOptions, GpuContext, Plan, Readback};
 use mnq_gpu::quant::QuantModel;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -14,20 +14,23 @@ const BATCH: usize = 8;
 /// The int8 executor for a set of models: the CPU reference, or one GPU plan per model.
 pub struct Engine {
     gpu: Option<(GpuContext, Vec<Plan>)>,
+    /// GPU runs so far, and after how many the device is destroyed (`--lose-device-after`, for tests).
+    runs: usize,
+    lose_device_after: Option<usize>,
 }
 
 impl Engine {
     pub fn new(device: &DeviceArgs, models: &[&QuantModel]) -> Result<Engine> {
         if device.device == Device::Cpu {
-            return Ok(Engine { gpu: None });
+            return Ok(Engine { gpu: None, runs: 0, lose_device_after: None });
         }
         let ctx = GpuContext::new(&AdapterOptions { name_filter: device.adapter.clone(), backends: None })?;
         eprintln!("GPU: {}", ctx.info());
         let plans = models
             .iter()
-            .map(|model| Plan::new(&ctx, model, BATCH, InnerProduct::FASTEST))
+            .map(|model| Plan::new(&ctx, model, BATCH, ctx.inner_product()))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Engine { gpu: Some((ctx, plans)) })
+        Ok(Engine { gpu: Some((ctx, plans)), runs: 0, lose_device_after: device.lose_device_after })
     }
 
     pub fn device(&self) -> &'static str {
@@ -54,6 +57,10 @@ impl Engine {
     ) -> Result<Vec<Vec<Vec<u8>>>> {
         match &mut self.gpu {
             Some((ctx, plans)) => {
+                if self.lose_device_after == Some(self.runs) {
+                    ctx.device().destroy();
+                }
+                self.runs += 1;
                 let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
                 let readback = if all_layers { Readback::AllLayers } else { Readback::Logits };
                 Ok(plans[index].run(ctx, &inputs, readback)?)

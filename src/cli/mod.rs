@@ -12,6 +12,7 @@ mod quantize;
 mod report;
 mod run;
 mod sensitivity;
+mod soak;
 mod sqnr;
 
 use anyhow::{Context, Result};
@@ -58,6 +59,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Time the int8 pipeline on the GPU (batch 1 and larger) against the CPU integer reference.
     Bench(bench::BenchArgs),
+    /// Many inferences through one plan and many plan lifetimes: memory, live GPU objects and time at start and end.
+    Soak(soak::SoakArgs),
     /// Weight ranges before and after folding BatchNorm, dead BatchNorm channels, per-channel range charts.
     Inspect(inspect::InspectArgs),
     /// Per-layer sensitivity to fewer weight bits, and the cheapest mixed assignment within a top-1 budget.
@@ -78,6 +81,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Quantize(args) => quantize::run(args),
         Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Soak(args) => soak::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Sensitivity(args) => sensitivity::run(args),
         Command::Report(args) => report::run(args),
@@ -103,6 +107,10 @@ pub struct DeviceArgs {
     /// (vulkan, metal, dx12, gl) picks the backend.
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
+    /// For tests (hidden): destroy the GPU device after N int8 runs (chunks of images), as a device loss would,
+    /// to show that the command then fails with a clear error and prints no results.
+    #[arg(long, hide = true, value_name = "N")]
+    pub lose_device_after: Option<usize>,
 }
 
 /// One `--scheme` entry: a scheme to calibrate, or `tflite`, the quantization a TFLite file holds.

@@ -9,4 +9,5 @@ pub mod shaders;
 
 pub use context::{AdapterInfo, AdapterOptions, GpuContext};
 pub use ops::{Channel, Conv2dParams, DepthwiseConv2dParams, GlobalAvgPoolParams, PointwiseConv2dParams};
-pub use plan::{InnerProduct, LayerTime, Plan, Profile, Readback};
+pub use plan::{LayerTime, Plan, Profile, Readback};
+pub use shaders::InnerProduct;

@@ -7,29 +7,12 @@
 
 use super::context::GpuContext;
 use super::ops::{self, Binding, LayerSetup};
+use super::shaders::InnerProduct;
 use crate::model::Shape;
-use crate::quant::{QuantModel, Requant};
+use crate::quant::QuantModel;
 use crate::{Error, Result};
-use std::collections::HashMap;
 use std::time::Instant;
 use wgpu::util::DeviceExt;
-
-/// How the op shaders compute a sum of products of packed u8 (the `DOT4` override in shaders/common.wgsl).
-/// Both are bit-exact; they differ only in speed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum InnerProduct {
-    /// Unpack each word with shifts and masks, then an integer `dot`.
-    Unpack,
-    /// The WGSL built-in `dot4U8Packed`.
-    Dot4,
-}
-
-impl InnerProduct {
-    pub const ALL: [InnerProduct; 2] = [InnerProduct::Unpack, InnerProduct::Dot4];
-    /// The default path: Dot4. On llvmpipe (2 shared cores) with texture activations the two are within noise:
-    /// 0.75×224 batch 8 485 vs 490 ms, 1.0×224 711 vs 709 ms (`cargo bench --bench gpu`, Dot4 vs Unpack).
-    pub const FASTEST: InnerProduct = InnerProduct::Dot4;
-}
 
 /// What a run copies back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +104,14 @@ impl Plan {
         }
         if model.layers.is_empty() {
             return Err(Error::Invalid(format!("model {} has no layers", model.name)));
+        }
+        ctx.ensure_alive()?;
+        if !ctx.supports(inner) {
+            return Err(Error::Gpu(format!(
+                "{}: this WGSL has no dot4U8Packed (packed_4x8_integer_dot_product) for the {inner:?} inner product; \
+                 GpuContext::inner_product gives one that runs here",
+                ctx.info().name
+            )));
         }
         let mut expected_input = model.input_shape;
         for layer in &model.layers {
@@ -234,6 +225,7 @@ impl Plan {
         if n == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
+        ctx.ensure_alive()?;
         let packed = self.pack_input(images)?;
         if readback == Readback::AllLayers && self.all_layers_staging.is_none() {
             let size = self.steps.iter().map(|s| s.staged_bytes(self.batch)).sum();
@@ -413,12 +405,9 @@ fn build(
     let input_view = input.create_view(&Default::default());
     let activation_views = activations.each_ref().map(|t| t.create_view(&Default::default()));
 
-    let mut pipelines: HashMap<(&'static str, Requant), (wgpu::BindGroupLayout, wgpu::ComputePipeline)> =
-        HashMap::new();
     let mut steps = Vec::with_capacity(setups.len());
     for (i, (layer, setup)) in model.layers.iter().zip(setups).enumerate() {
-        let (layout, pipeline) =
-            pipelines.entry((setup.stem, setup.requant)).or_insert_with(|| ops::pipeline(device, &setup, inner));
+        let (layout, pipeline) = ctx.pipeline(setup.pipeline_key(inner), || ops::pipeline(device, &setup, inner));
         let output = i % 2;
         let layer_input = if i == 0 { &input_view } else { &activation_views[1 - output] };
         let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -470,14 +459,14 @@ fn build(
             .collect();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&layer.name),
-            layout,
+            layout: &layout,
             entries: &entries,
         });
         steps.push(Step {
             name: layer.name.clone(),
             output_shape: layer.output_shape,
             output_texels: ops::activation_texels(layer.output_shape).map(|n| n as u32),
-            pipeline: pipeline.clone(),
+            pipeline,
             bind_group,
             workgroups: setup.workgroups,
             per_image: setup.per_image,

@@ -12,8 +12,8 @@ pub use depthwise_conv2d::DepthwiseConv2dParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
 pub use pointwise_conv2d::PointwiseConv2dParams;
 
-use super::plan::InnerProduct;
 use super::shaders;
+use super::shaders::InnerProduct;
 use crate::model::{Op, Shape};
 use crate::quant::{QLayer, Requant};
 use crate::{Error, Result};
@@ -230,16 +230,35 @@ fn layout_entry(binding: u32, kind: Binding, weights_sint: bool) -> wgpu::BindGr
     wgpu::BindGroupLayoutEntry { binding, visibility: wgpu::ShaderStages::COMPUTE, ty, count: None }
 }
 
-/// The explicit bind-group layout and the pipeline of `setup`'s op, with `inner` as the `DOT4` override and the
-/// setup's requantization mode as `REQUANT`.
+/// What a pipeline depends on: the op, the inner product, the output stage and whether the weights texture is
+/// signed. [`GpuContext`](super::GpuContext) keeps one pipeline per key for its lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PipelineKey {
+    stem: &'static str,
+    inner: InnerProduct,
+    requant: Requant,
+    weights_sint: bool,
+}
+
+impl LayerSetup {
+    pub fn pipeline_key(&self, inner: InnerProduct) -> PipelineKey {
+        PipelineKey { stem: self.stem, inner, requant: self.requant, weights_sint: self.weights_sint() }
+    }
+
+    fn weights_sint(&self) -> bool {
+        self.constants.as_ref().is_some_and(|(weights, _)| weights.format == wgpu::TextureFormat::Rgba32Sint)
+    }
+}
+
+/// The explicit bind-group layout and the pipeline of `setup`'s op, composed with `inner`'s inner product and
+/// the setup's requantization mode as `REQUANT`.
 pub(crate) fn pipeline(
     device: &wgpu::Device,
     setup: &LayerSetup,
     inner: InnerProduct,
 ) -> (wgpu::BindGroupLayout, wgpu::ComputePipeline) {
     let stem = setup.stem;
-    let weights_sint =
-        setup.constants.as_ref().is_some_and(|(weights, _)| weights.format == wgpu::TextureFormat::Rgba32Sint);
+    let weights_sint = setup.weights_sint();
     let entries: Vec<_> =
         setup.bindings().iter().enumerate().map(|(i, &kind)| layout_entry(i as u32, kind, weights_sint)).collect();
     let layout =
@@ -249,12 +268,11 @@ pub(crate) fn pipeline(
         bind_group_layouts: &[Some(&layout)],
         immediate_size: 0,
     });
-    let source = shaders::source(stem).expect("every op stem has a shader");
+    let source = shaders::source(stem, inner).expect("every op stem has a shader");
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(stem),
         source: wgpu::ShaderSource::Wgsl(source.into()),
     });
-    let dot4 = if inner == InnerProduct::Dot4 { 1.0 } else { 0.0 };
     let requant = match setup.requant {
         Requant::Double => 0.0,
         Requant::Single => 1.0,
@@ -267,7 +285,7 @@ pub(crate) fn pipeline(
         module: &module,
         entry_point: Some(stem),
         compilation_options: wgpu::PipelineCompilationOptions {
-            constants: &[("DOT4", dot4), ("REQUANT", requant), ("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))],
+            constants: &[("REQUANT", requant), ("WORKGROUP_SIZE", f64::from(WORKGROUP_SIZE))],
             zero_initialize_workgroup_memory: false,
         },
         cache: None,
