@@ -156,7 +156,8 @@ impl TfjsModel {
             reason: "not in the weights manifest".into(),
         })?;
         let group = &self.groups[entry.group];
-        let mut bytes = Vec::with_capacity(group.total_bytes);
+        // Grown to what the shards hold: the manifest may claim any number of tensors of up to 1 GiB each.
+        let mut bytes = Vec::new();
         for (shard_name, path) in group.names.iter().zip(&group.paths) {
             let missing = || Error::Tensor {
                 file: path.clone(),
