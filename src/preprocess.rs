@@ -12,10 +12,15 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Model, Shape};
+use image::ImageDecoder;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const CENTRAL_FRACTION: f64 = 0.875;
+
+/// The most pixels an image may have (4096 × 4096, a 16-megapixel photo): a header can claim 65,535 × 65,535 in a
+/// few bytes, and decoding then takes seconds and the float image gigabytes (12 bytes a pixel).
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 24;
 
 /// How the decoded pixels p ∈ [0, 255] (after crop and resize) become the model's float input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -68,7 +73,14 @@ pub fn decode_image(bytes: &[u8], path: &Path, input: Shape, range: InputRange) 
         Some(image::ImageFormat::Jpeg | image::ImageFormat::Png) => {}
         _ => return Err(bad("not a JPEG or PNG file".into())),
     }
-    let decoded = reader.decode().map_err(|e| bad(e.to_string()))?;
+    let decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+        return Err(bad(format!(
+            "{width} × {height} is more than {MAX_IMAGE_PIXELS} pixels (4096 × 4096); scale it down first"
+        )));
+    }
+    let decoded = image::DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
     let rgb = decoded.to_rgb32f();
     let (width, height) = (rgb.width() as usize, rgb.height() as usize);
     if width == 0 || height == 0 {

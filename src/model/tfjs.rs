@@ -24,8 +24,20 @@ struct TensorEntry {
 
 #[derive(Clone, Debug)]
 struct Group {
+    /// The manifest's `paths`, as written (the keys of [`Shards::Bytes`]).
+    names: Vec<String>,
+    /// Those files beside `model.json`.
     paths: Vec<PathBuf>,
     total_bytes: usize,
+}
+
+/// Where the shards' bytes come from.
+#[derive(Debug)]
+enum Shards {
+    /// The files beside `model.json`, read when a tensor is.
+    Files,
+    /// In memory, by the name `model.json` gives each shard ([`TfjsModel::from_bytes`]).
+    Bytes(HashMap<String, Vec<u8>>),
 }
 
 /// A parsed `model.json`: the Keras layer configs and where each tensor is. Tensors are read on demand, so a
@@ -37,6 +49,7 @@ pub struct TfjsModel {
     layers: Vec<Value>,
     tensors: HashMap<String, TensorEntry>,
     groups: Vec<Group>,
+    shards: Shards,
 }
 
 /// Load the whole model for inference: every tensor must be present and valid.
@@ -45,13 +58,27 @@ pub fn load(dir: &Path) -> Result<Model> {
 }
 
 impl TfjsModel {
+    /// Parse `dir/model.json`; shards are read from `dir` when a tensor is.
     pub fn open(dir: &Path) -> Result<TfjsModel> {
         let json_path = dir.join("model.json");
         if !json_path.is_file() {
             return Err(Error::ModelNotFound { path: dir.to_path_buf() });
         }
-        let bad = |reason: String| Error::ModelFile { file: json_path.clone(), reason };
         let text = std::fs::read_to_string(&json_path).map_err(|e| Error::io(&json_path, e))?;
+        TfjsModel::parse(dir, json_path, &text, Shards::Files)
+    }
+
+    /// The model whose `model.json` holds `json` and whose shards are `shards`, by the name `model.json` gives
+    /// each; `dir` names the model and its files in errors. A shard missing from `shards` is a missing file.
+    pub fn from_bytes(dir: &Path, json: &[u8], shards: HashMap<String, Vec<u8>>) -> Result<TfjsModel> {
+        let json_path = dir.join("model.json");
+        let text = std::str::from_utf8(json)
+            .map_err(|e| Error::ModelFile { file: json_path.clone(), reason: format!("not UTF-8 text: {e}") })?;
+        TfjsModel::parse(dir, json_path, text, Shards::Bytes(shards))
+    }
+
+    fn parse(dir: &Path, json_path: PathBuf, text: &str, shards: Shards) -> Result<TfjsModel> {
+        let bad = |reason: String| Error::ModelFile { file: json_path.clone(), reason };
         let json: Value = serde_json::from_str(&text).map_err(|e| bad(format!("malformed JSON: {e}")))?;
         let topology = json.get("modelTopology").ok_or_else(|| bad("no `modelTopology`".into()))?;
         let config = topology.get("model_config").unwrap_or(topology).get("config");
@@ -68,14 +95,15 @@ impl TfjsModel {
         let mut tensors = HashMap::new();
         let mut groups = Vec::new();
         for (group_index, group) in manifest.iter().enumerate() {
-            let paths = group
+            let names = group
                 .get("paths")
                 .and_then(Value::as_array)
                 .ok_or_else(|| bad(format!("weightsManifest[{group_index}] has no `paths`")))?
                 .iter()
-                .map(|p| p.as_str().map(|p| dir.join(p)))
+                .map(|p| p.as_str().map(str::to_string))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| bad(format!("weightsManifest[{group_index}].paths holds a non-string")))?;
+            let paths = names.iter().map(|name| dir.join(name)).collect();
             let weights = group
                 .get("weights")
                 .and_then(Value::as_array)
@@ -110,9 +138,9 @@ impl TfjsModel {
                 tensors.insert(name.to_string(), TensorEntry { shape, group: group_index, offset_bytes });
                 offset_bytes += elements * 4;
             }
-            groups.push(Group { paths, total_bytes: offset_bytes });
+            groups.push(Group { names, paths, total_bytes: offset_bytes });
         }
-        Ok(TfjsModel { dir: dir.to_path_buf(), json_path, layers, tensors, groups })
+        Ok(TfjsModel { dir: dir.to_path_buf(), json_path, layers, tensors, groups, shards })
     }
 
     /// Names of the tensors the manifest lists.
@@ -128,18 +156,24 @@ impl TfjsModel {
             reason: "not in the weights manifest".into(),
         })?;
         let group = &self.groups[entry.group];
-        let mut bytes = Vec::with_capacity(group.total_bytes);
-        for path in &group.paths {
-            let shard = std::fs::read(path).map_err(|e| Error::Tensor {
+        // Grown to what the shards hold: the manifest may claim any number of tensors of up to 1 GiB each.
+        let mut bytes = Vec::new();
+        for (shard_name, path) in group.names.iter().zip(&group.paths) {
+            let missing = || Error::Tensor {
                 file: path.clone(),
                 tensor: name.to_string(),
-                reason: if e.kind() == std::io::ErrorKind::NotFound {
-                    "shard file is missing (model.json lists it; download it beside model.json)".into()
-                } else {
-                    e.to_string()
-                },
-            })?;
-            bytes.extend_from_slice(&shard);
+                reason: "shard file is missing (model.json lists it; download it beside model.json)".into(),
+            };
+            match &self.shards {
+                Shards::Files => {
+                    let shard = std::fs::read(path).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => missing(),
+                        _ => Error::Tensor { file: path.clone(), tensor: name.to_string(), reason: e.to_string() },
+                    })?;
+                    bytes.extend_from_slice(&shard);
+                }
+                Shards::Bytes(shards) => bytes.extend_from_slice(shards.get(shard_name).ok_or_else(missing)?),
+            }
         }
         if bytes.len() != group.total_bytes {
             return Err(Error::Tensor {

@@ -134,11 +134,23 @@ impl QuantModel {
     }
 }
 
+/// The largest height or width of any activation, as the TF.js importer takes inputs (1 to 4,096).
+pub const MAX_SIDE: usize = 4096;
+/// The most channels of any activation, as the TF.js importer takes filters (1 to 65,536).
+pub const MAX_CHANNELS: usize = 65_536;
+
+/// Whether every side of `shape` is in bounds, so that the products [`QuantModel::validate`] and the kernels form
+/// fit a usize: h·w·c ≤ 2^40, 9·c_in·c_out < 2^36.
+fn shape_in_bounds(shape: Shape) -> bool {
+    (1..=MAX_SIDE).contains(&shape.h) && (1..=MAX_SIDE).contains(&shape.w) && (1..=MAX_CHANNELS).contains(&shape.c)
+}
+
 impl QuantModel {
     /// Check every invariant the integer kernels rely on (shapes chain, vector lengths, parameter ranges), so a
     /// corrupt file is an error rather than a panic or a wrong answer.
     pub fn validate(&self) -> Result<(), String> {
-        if self.input_shape.c != 3 || self.input_shape.is_empty() || !(0..=255).contains(&self.input.zero_point) {
+        if self.input_shape.c != 3 || !shape_in_bounds(self.input_shape) || !(0..=255).contains(&self.input.zero_point)
+        {
             return Err(format!("bad input shape {:?} or zero point {}", self.input_shape, self.input.zero_point));
         }
         let mut shape = self.input_shape;
@@ -152,6 +164,14 @@ impl QuantModel {
                 return fail("input quantization differs from the previous layer's output".into());
             }
             let (ins, outs) = (layer.input_shape, layer.output_shape);
+            // Before any arithmetic on them: the window divides by the stride, the weight count multiplies channels.
+            if !shape_in_bounds(outs) || !(1..=2).contains(&layer.op.stride()) {
+                return fail(format!(
+                    "output shape {outs:?} or stride {} out of bounds (sides 1 to {MAX_SIDE}, channels 1 to \
+                     {MAX_CHANNELS}, stride 1 or 2)",
+                    layer.op.stride()
+                ));
+            }
             let (h, _) = layer.op.window(ins.h);
             let (w, _) = layer.op.window(ins.w);
             let (expected_out, weights) = match layer.op {
@@ -161,7 +181,7 @@ impl QuantModel {
                 Op::Classifier => (Shape::new(1, 1, outs.c), ins.c * outs.c),
                 Op::GlobalAvgPool => (Shape::new(1, 1, ins.c), 0),
             };
-            if outs != expected_out || !(1..=2).contains(&layer.op.stride()) || outs.is_empty() {
+            if outs != expected_out {
                 return fail(format!("output shape {outs:?} does not fit op {:?} on {ins:?}", layer.op));
             }
             // The accumulator overflow budgets in cpu_ref hold for at most 16,000 products per output.
