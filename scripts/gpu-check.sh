@@ -48,7 +48,7 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
         for deb in .gl/*.deb; do dpkg -x "$deb" /; done
         ldconfig
     else
-        say "no Vulkan loader here and no .gl/ packages (../shared/device/prepare-gl.sh fetches them)"
+        say "ldconfig lists no Vulkan loader and there are no .gl/ packages (../shared/device/prepare-gl.sh fetches them); trying anyway"
     fi
 fi
 nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
