@@ -90,7 +90,7 @@ fn quantized_model(args: &BenchArgs) -> Result<QuantModel> {
         Some(arch) => {
             let (width, size) = parse_arch(arch)?;
             let float = synthetic::mobilenet_v1(width, size, SEED);
-            let calibration: Vec<Vec<f32>> = random_images(float.input_shape.len(), 2)
+            let calibration: Vec<Vec<f32>> = random_images(float.input_shape.len(), 2, SEED)
                 .iter()
                 .map(|image| image.iter().map(|&q| f32::from(q) / 127.5 - 1.0).collect())
                 .collect();
@@ -109,8 +109,8 @@ fn quantized_model(args: &BenchArgs) -> Result<QuantModel> {
 }
 
 /// Seeded random uint8 images (the values do not change the timing).
-fn random_images(len: usize, count: usize) -> Vec<Vec<u8>> {
-    let mut rng = SmallRng::seed_from_u64(SEED);
+pub(super) fn random_images(len: usize, count: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut rng = SmallRng::seed_from_u64(seed);
     (0..count).map(|_| (0..len).map(|_| rng.random()).collect()).collect()
 }
 
@@ -129,7 +129,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     };
     let fallbacks = fallbacks(ctx.info());
     let batch = args.batch as usize;
-    let images = random_images(model.input_shape.len(), batch);
+    let images = random_images(model.input_shape.len(), batch, SEED);
     let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
     eprintln!("adapter: {}", ctx.info());
     if model.synthetic {

@@ -1,6 +1,6 @@
 //! `mnq-gpu soak`: thousands of inferences through one GPU plan, then many plan creations and drops, every
 //! output checked against the CPU integer reference. Reports resident memory (RSS) and wgpu's live GPU objects
-//! (buffers, textures, bind groups, pipelines; wgpu's `counters` feature) at the start and end of each phase, and
+//! (buffers, texture views, bind groups, pipelines; wgpu's `counters` feature) at the start and end of each phase, and
 //! ms per image at the start and end of the inferences: flat numbers mean no leak and no slowdown. A benchmark,
 //! not a test: it asserts nothing but bit-exactness (exit code 3 if any output differs).
 
@@ -9,8 +9,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::cpu_ref;
 use mnq_gpu::gpu::{AdapterOptions, GpuContext, Plan, Readback};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -129,9 +127,7 @@ pub fn run(args: SoakArgs) -> Result<ExitCode> {
     let model = args.model.quantized_models(&loaded)?.swap_remove(0).model;
     let ctx = GpuContext::new(&AdapterOptions { name_filter: args.adapter.clone(), backends: None })?;
     eprintln!("adapter: {}", ctx.info());
-    let mut rng = SmallRng::seed_from_u64(SEED);
-    let images: Vec<Vec<u8>> =
-        (0..IMAGES).map(|_| (0..model.input_shape.len()).map(|_| rng.random()).collect()).collect();
+    let images = super::bench::random_images(model.input_shape.len(), IMAGES, SEED);
     let expected: Vec<Vec<u8>> =
         images.iter().map(|image| cpu_ref::run_u8(&model, image).pop().expect("layers")).collect();
     let (mut checked, mut differing) = (0u64, 0u64);

@@ -79,7 +79,7 @@ impl TfjsModel {
 
     fn parse(dir: &Path, json_path: PathBuf, text: &str, shards: Shards) -> Result<TfjsModel> {
         let bad = |reason: String| Error::ModelFile { file: json_path.clone(), reason };
-        let json: Value = serde_json::from_str(&text).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+        let json: Value = serde_json::from_str(text).map_err(|e| bad(format!("malformed JSON: {e}")))?;
         let topology = json.get("modelTopology").ok_or_else(|| bad("no `modelTopology`".into()))?;
         let config = topology.get("model_config").unwrap_or(topology).get("config");
         let layers = config
