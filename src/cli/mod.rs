@@ -12,6 +12,7 @@ mod quantize;
 mod report;
 mod run;
 mod sensitivity;
+mod serve;
 mod soak;
 mod sqnr;
 
@@ -71,6 +72,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Fetch Google's published MobileNetV1 models (TF.js or TFLite) by name into the local cache.
     Download(download::DownloadArgs),
+    /// Serve the browser page (web/dist, built by scripts/build-web.sh), the models and example images it loads.
+    Serve(serve::ServeArgs),
 }
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -86,6 +89,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Sensitivity(args) => sensitivity::run(args),
         Command::Report(args) => report::run(args),
         Command::Download(args) => download::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

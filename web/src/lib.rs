@@ -1,0 +1,344 @@
+//! mnq-web: mnq-gpu's int8 MobileNetV1 in the browser, for the page in `web/index.html`.
+//!
+//! The page hands over fetched bytes; this crate calls the library for everything else: a [`Net`] is a float
+//! model (a TFLite file or a TF.js folder), [`Net::quantize`] makes a [`Pipeline`] for one scheme, [`Gpu`] is a
+//! WebGPU device (wgpu's `webgpu` backend), and [`Pipeline::classify`] runs one image through the float
+//! reference, the int8 CPU reference and, when a GPU is attached, the int8 WGSL shaders, then compares the two
+//! int8 runs layer by layer (bit for bit) and measures each layer's SQNR against float. Results go back as JSON.
+
+use mnq_gpu::gpu::{AdapterOptions, GpuContext, Plan, Readback};
+use mnq_gpu::labels::{class_id, class_name, softmax, top_k};
+use mnq_gpu::model::tfjs::TfjsModel;
+use mnq_gpu::model::Model;
+use mnq_gpu::quant::scheme::Scheme;
+use mnq_gpu::quant::{quantize, sqnr, QuantModel};
+use mnq_gpu::{cpu_ref, preprocess, tflite};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// Classes shown per pipeline.
+const TOP: usize = 5;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn js_error(error: impl std::fmt::Display) -> JsError {
+    JsError::new(&error.to_string())
+}
+
+/// Milliseconds since the page (or worker) started, from `performance.now()`; `std::time::Instant` panics on
+/// wasm32-unknown-unknown.
+fn now_ms() -> f64 {
+    let global = js_sys::global();
+    if let Some(window) = global.dyn_ref::<web_sys::Window>() {
+        return window.performance().map_or(0.0, |p| p.now());
+    }
+    global.dyn_ref::<web_sys::WorkerGlobalScope>().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+}
+
+/// A float model and, for a TFLite file, the quantization the file holds.
+#[wasm_bindgen]
+pub struct Net {
+    float: Model,
+    tflite: Option<tflite::Imported>,
+}
+
+#[wasm_bindgen]
+impl Net {
+    /// A quantized TFLite MobileNetV1 from its file's bytes; `name` names it in errors.
+    #[wasm_bindgen(js_name = fromTflite)]
+    pub fn from_tflite(name: &str, bytes: &[u8]) -> Result<Net, JsError> {
+        let imported = tflite::from_bytes(bytes, name.trim_end_matches(".tflite"), Path::new(name)).map_err(js_error)?;
+        Ok(Net { float: imported.float.clone(), tflite: Some(imported) })
+    }
+
+    /// A TF.js layers MobileNetV1: `model.json`'s bytes and its shards, `names[i]` being the path model.json gives
+    /// `shards[i]` (a `Uint8Array`). A shard left out is a missing file: the error names the tensor it held.
+    #[wasm_bindgen(js_name = fromTfjs)]
+    pub fn from_tfjs(name: &str, json: &[u8], names: Vec<String>, shards: js_sys::Array) -> Result<Net, JsError> {
+        let mut bytes = HashMap::new();
+        for (shard_name, shard) in names.into_iter().zip(shards.iter()) {
+            let shard: js_sys::Uint8Array =
+                shard.dyn_into().map_err(|_| js_error(format!("shard {shard_name} is not a Uint8Array")))?;
+            bytes.insert(shard_name, shard.to_vec());
+        }
+        let model = TfjsModel::from_bytes(Path::new(name), json, bytes).and_then(|m| m.model()).map_err(js_error)?;
+        Ok(Net { float: model, tflite: None })
+    }
+
+    pub fn name(&self) -> String {
+        self.float.name.clone()
+    }
+
+    /// The input's height and width in pixels.
+    #[wasm_bindgen(js_name = inputSize)]
+    pub fn input_size(&self) -> usize {
+        self.float.input_shape.h
+    }
+
+    /// Whether the model came from a TFLite file (and so offers the `tflite` scheme).
+    #[wasm_bindgen(js_name = isTflite)]
+    pub fn is_tflite(&self) -> bool {
+        self.tflite.is_some()
+    }
+
+    /// The int8 pipeline of `scheme`: `tflite` (a TFLite file's own quantization) or a scheme name as the CLI
+    /// takes it (`tf8`, `per-channel+sym`, …), calibrated on `calibration`, encoded JPEG/PNG images
+    /// (`Uint8Array`s).
+    pub fn quantize(&self, scheme: &str, calibration: js_sys::Array) -> Result<Pipeline, JsError> {
+        let (prepared, model) = if scheme == tflite::SCHEME {
+            let imported = self.tflite.as_ref().ok_or_else(|| {
+                js_error("scheme `tflite` is a TFLite file's own quantization: pick a .tflite model or another scheme")
+            })?;
+            (imported.float.clone(), imported.model.clone())
+        } else {
+            let parsed: Scheme = scheme.parse().map_err(js_error)?;
+            if calibration.length() == 0 {
+                return Err(js_error(format!("scheme `{scheme}` needs calibration images (at least one)")));
+            }
+            let mut images = Vec::with_capacity(calibration.length() as usize);
+            for (i, image) in calibration.iter().enumerate() {
+                let bytes: js_sys::Uint8Array =
+                    image.dyn_into().map_err(|_| js_error(format!("calibration image {i} is not a Uint8Array")))?;
+                let path = format!("calibration image {i}");
+                let input = preprocess::decode_image(
+                    &bytes.to_vec(),
+                    Path::new(&path),
+                    self.float.input_shape,
+                    self.float.input_range,
+                )
+                .map_err(js_error)?;
+                images.push(input);
+            }
+            quantize::quantize_scheme(&self.float, &parsed, &images).map_err(js_error)?
+        };
+        let inner = Inner {
+            scheme: scheme.to_string(),
+            same_float: self.tflite.is_some() && scheme == tflite::SCHEME,
+            float: self.float.clone(),
+            prepared,
+            model,
+            gpu: RefCell::new(None),
+        };
+        Ok(Pipeline { inner: Rc::new(inner) })
+    }
+}
+
+/// A WebGPU device, shared by every pipeline the page makes.
+#[wasm_bindgen]
+pub struct Gpu {
+    ctx: Rc<GpuContext>,
+}
+
+#[wasm_bindgen]
+impl Gpu {
+    /// The browser's WebGPU adapter and a device on it; rejects with the reason where there is none.
+    pub async fn connect() -> Result<Gpu, JsError> {
+        let ctx = GpuContext::new_async(&AdapterOptions::default()).await.map_err(js_error)?;
+        Ok(Gpu { ctx: Rc::new(ctx) })
+    }
+
+    /// The adapter as wgpu describes it (name, backend, type, driver).
+    pub fn adapter(&self) -> String {
+        self.ctx.info().to_string()
+    }
+
+    /// The WGSL inner product the shaders use here: `dot4` (`dot4U8Packed`) or `unpack` where the browser's
+    /// WGSL lacks `packed_4x8_integer_dot_product`.
+    #[wasm_bindgen(js_name = innerProduct)]
+    pub fn inner_product(&self) -> String {
+        format!("{:?}", self.ctx.inner_product()).to_lowercase()
+    }
+}
+
+/// One int8 pipeline: the float model it approximates, the quantized model, and its GPU plan once attached.
+#[wasm_bindgen]
+pub struct Pipeline {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    scheme: String,
+    /// Whether `prepared` is `float` (a TFLite file's own quantization), so the float pass runs once.
+    same_float: bool,
+    /// The model as loaded: the float top-5, as `mnq-gpu run` shows it.
+    float: Model,
+    /// The float model the scheme quantized (BatchNorm folded, its transforms applied): the SQNR's signal.
+    prepared: Model,
+    model: QuantModel,
+    gpu: RefCell<Option<Rc<(Rc<GpuContext>, Plan)>>>,
+}
+
+#[wasm_bindgen]
+impl Pipeline {
+    /// Build this pipeline's GPU plan on `gpu` (batch 1, the fastest inner product the browser's WGSL has).
+    #[wasm_bindgen(js_name = attachGpu)]
+    pub fn attach_gpu(&self, gpu: &Gpu) -> Result<(), JsError> {
+        let plan = Plan::new(&gpu.ctx, &self.inner.model, 1, gpu.ctx.inner_product()).map_err(js_error)?;
+        *self.inner.gpu.borrow_mut() = Some(Rc::new((Rc::clone(&gpu.ctx), plan)));
+        Ok(())
+    }
+
+    pub fn scheme(&self) -> String {
+        self.inner.scheme.clone()
+    }
+
+    /// Classify one encoded image (JPEG or PNG bytes; `name` names it in errors): resolves to the JSON of a
+    /// [`Classification`], rejects with the error (an undecodable image, a GPU failure).
+    pub fn classify(&self, name: String, image: Vec<u8>) -> js_sys::Promise {
+        let inner = Rc::clone(&self.inner);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let result = inner.classify(&name, &image).await.map_err(|e| JsValue::from(js_error(e)))?;
+            let json = serde_json::to_string(&result).map_err(|e| JsValue::from(js_error(e)))?;
+            Ok(JsValue::from_str(&json))
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    /// The ImageNet class (0-based, synset order); null for the background output of TFLite models.
+    class: Option<usize>,
+    id: &'static str,
+    name: String,
+    probability: f32,
+}
+
+#[derive(Serialize)]
+struct Int8Run {
+    top: Vec<Prediction>,
+    /// The logits layer's raw uint8 output.
+    logits: Vec<u8>,
+    elapsed_ms: f64,
+}
+
+#[derive(Serialize)]
+struct LayerReport {
+    name: String,
+    /// Bytes of this layer's output that differ between the GPU and the CPU reference; null without a GPU.
+    differing_bytes: Option<usize>,
+    bytes: usize,
+    /// SQNR against float with errors accumulated from the input on (null where the noise is zero).
+    sqnr_db: f64,
+    /// SQNR of this layer alone, fed the quantized float input of the layer.
+    local_sqnr_db: f64,
+}
+
+/// What [`Pipeline::classify`] resolves to.
+#[derive(Serialize)]
+pub struct Classification {
+    model: String,
+    scheme: String,
+    image: String,
+    decode_ms: f64,
+    float: Vec<Prediction>,
+    float_ms: f64,
+    int8_cpu: Int8Run,
+    /// Null where no GPU is attached.
+    int8_gpu: Option<Int8Run>,
+    /// Whether every layer of the GPU run equals the CPU reference's, byte for byte; null without a GPU.
+    bit_exact: Option<bool>,
+    layers: Vec<LayerReport>,
+    sqnr_ms: f64,
+}
+
+fn predictions(model: &Model, logits: &[f32]) -> Vec<Prediction> {
+    let probabilities = softmax(logits);
+    top_k(&probabilities, TOP)
+        .into_iter()
+        .map(|output| {
+            let class = model.class_of_output(output);
+            Prediction {
+                class,
+                id: class.and_then(class_id).unwrap_or(""),
+                name: class.map_or_else(|| "background".to_string(), class_name),
+                probability: probabilities[output],
+            }
+        })
+        .collect()
+}
+
+impl Inner {
+    async fn classify(&self, name: &str, image: &[u8]) -> mnq_gpu::Result<Classification> {
+        let start = now_ms();
+        let input = preprocess::decode_image(image, Path::new(name), self.float.input_shape, self.float.input_range)?;
+        let decode_ms = now_ms() - start;
+
+        let start = now_ms();
+        let float_layers = cpu_ref::run_f32(&self.float, &input);
+        let float = predictions(&self.float, float_layers.last().expect("a model has layers"));
+        let float_ms = now_ms() - start;
+
+        let quantized_input = self.model.quantize_input(&input);
+        let start = now_ms();
+        let cpu_layers = cpu_ref::run_u8(&self.model, &quantized_input);
+        let int8_cpu = self.int8_run(&cpu_layers, now_ms() - start);
+
+        let gpu = self.gpu.borrow().clone();
+        let gpu_layers = match gpu {
+            Some(gpu) => {
+                let (ctx, plan) = &*gpu;
+                let start = now_ms();
+                let mut outputs = plan.run_async(ctx, &[&quantized_input], Readback::AllLayers).await?;
+                Some((outputs.pop().expect("one image"), now_ms() - start))
+            }
+            None => None,
+        };
+
+        let start = now_ms();
+        let prepared_layers;
+        let signal = if self.same_float {
+            &float_layers
+        } else {
+            prepared_layers = cpu_ref::run_f32(&self.prepared, &input);
+            &prepared_layers
+        };
+        let mut layers = Vec::with_capacity(self.model.layers.len());
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let float_input = if i == 0 { &input } else { &signal[i - 1] };
+            let alone = sqnr::run_layer_alone(layer, float_input);
+            let (power, noise) = sqnr::powers(&signal[i], &cpu_layers[i], layer.output);
+            let (local_power, local_noise) = sqnr::powers(&signal[i], &alone, layer.output);
+            let differing_bytes = gpu_layers.as_ref().map(|(gpu, _)| {
+                let (expected, got) = (&cpu_layers[i], &gpu[i]);
+                expected.iter().zip(got).filter(|(a, b)| a != b).count() + expected.len().abs_diff(got.len())
+            });
+            layers.push(LayerReport {
+                name: layer.name.clone(),
+                differing_bytes,
+                bytes: cpu_layers[i].len(),
+                sqnr_db: sqnr::sqnr_db(power, noise),
+                local_sqnr_db: sqnr::sqnr_db(local_power, local_noise),
+            });
+        }
+        let sqnr_ms = now_ms() - start;
+
+        let bit_exact = gpu_layers.as_ref().map(|_| layers.iter().all(|l| l.differing_bytes == Some(0)));
+        Ok(Classification {
+            model: self.float.name.clone(),
+            scheme: self.scheme.clone(),
+            image: name.to_string(),
+            decode_ms,
+            float,
+            float_ms,
+            int8_cpu,
+            int8_gpu: gpu_layers.map(|(layers, elapsed_ms)| self.int8_run(&layers, elapsed_ms)),
+            bit_exact,
+            layers,
+            sqnr_ms,
+        })
+    }
+
+    fn int8_run(&self, layers: &[Vec<u8>], elapsed_ms: f64) -> Int8Run {
+        let logits = layers.last().expect("a model has layers").clone();
+        let top = predictions(&self.float, &self.model.dequantize_logits(&logits));
+        Int8Run { top, logits, elapsed_ms }
+    }
+}
