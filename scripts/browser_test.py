@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""The int8 engine in a real browser: headless Chromium runs the page (web/dist, served by `mnq-gpu serve`) on
+WebGPU, and every int8 result it shows is checked byte for byte against the native CPU reference.
+
+For each case (model, scheme, image) the page is opened as ?model=…&scheme=…&image=…&auto=1; when
+<body data-state> is "done", <pre id="result-json"> holds the result. Checked:
+  - the page's int8 logits (uint8), from its WebGPU run and from its own CPU reference in wasm, equal the native
+    `mnq-gpu run --device cpu --dump` logits byte for byte (calibrated schemes: the same first N calibration
+    images, passed natively as --calibration LIST);
+  - the page says every layer of the GPU run equals its CPU reference (bit-exact);
+  - float and int8 top-5 labels equal the native run's;
+  - a broken image (a truncated JPEG) ends in a visible error within the timeout, not a hang.
+It writes screenshots into --out and prints figures: bytes compared and differing per scheme, int8 time per image
+in the browser against native `mnq-gpu bench` on the GPU, the wasm size (gzip), the page's first-load time.
+Exit status: 0 when every check passed, 1 otherwise.
+
+Needs: Chromium and its chromedriver (Debian: apt-get install chromium chromium-driver), a built page
+(scripts/build-web.sh) and the mnq-gpu binary. Installs nothing. Python standard library only: it drives
+chromedriver over the W3C WebDriver HTTP API.
+"""
+
+import argparse
+import base64
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+TFLITE_025 = "tflite/mobilenet_v1_0.25_128_quant.tflite"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--enable-unsafe-webgpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+    # WebGPU and the canvas on SwiftShader, Chromium's CPU Vulkan: no GPU here.
+    "--enable-features=Vulkan",
+    "--use-vulkan=swiftshader",
+    "--use-angle=swiftshader",
+    "--window-size=1280,1400",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebDriver:
+    """The few W3C WebDriver commands the test needs, over chromedriver's HTTP API."""
+
+    def __init__(self, chromedriver, chromium, profile):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [chromedriver, f"--port={self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        for _ in range(100):
+            try:
+                self.call("GET", "/status")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"{chromedriver} did not answer on port {self.port}")
+        options = {"binary": chromium, "args": CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]}
+        capabilities = {"browserName": "chrome", "goog:chromeOptions": options, "goog:loggingPrefs": {"browser": "ALL"}}
+        value = self.call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
+        self.session = f"/session/{value['sessionId']}"
+        self.version = value["capabilities"].get("browserVersion", "?")
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                return json.load(response)["value"]
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"WebDriver {method} {path}: {e.read().decode(errors='replace')[:500]}") from None
+
+    def open(self, url):
+        self.call("POST", self.session + "/url", {"url": url})
+
+    def run(self, script):
+        return self.call("POST", self.session + "/execute/sync", {"script": script, "args": []})
+
+    def screenshot(self, path):
+        path.write_bytes(base64.b64decode(self.call("GET", self.session + "/screenshot")))
+
+    def console(self):
+        try:
+            return self.call("POST", self.session + "/se/log", {"type": "browser"})
+        except RuntimeError:
+            return []
+
+    def close(self):
+        try:
+            self.call("DELETE", self.session)
+        finally:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def wait_for_result(driver, timeout_s):
+    """The page's state ("done" or "error") and result JSON, or ("timeout", None)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = driver.run("return document.body.dataset.state || ''")
+        if state in ("done", "error"):
+            text = driver.run("return document.getElementById('result-json').textContent")
+            shown = driver.run(
+                "const e = document.getElementById('error'); "
+                "return getComputedStyle(e).display !== 'none' ? e.textContent : ''"
+            )
+            result = json.loads(text) if text else {}
+            result["_shown_error"] = shown
+            return state, result
+        time.sleep(0.2)
+    return "timeout", None
+
+
+def read_npy_u8(path):
+    """The bytes of a uint8 .npy file (format 1.0, as `mnq-gpu run --dump` writes it)."""
+    data = path.read_bytes()
+    assert data[:6] == b"\x93NUMPY", f"{path}: not a .npy file"
+    header_len = int.from_bytes(data[8:10], "little")
+    header = data[10 : 10 + header_len].decode()
+    assert "'|u1'" in header, f"{path}: not uint8 ({header})"
+    return data[10 + header_len :]
+
+
+def native_run(mnq, model, scheme, images, calibration_list, dump):
+    """Native CPU reference: per image (in order), the logits' bytes and the float and int8 top-5 names."""
+    command = [mnq, "run", "--device", "cpu", "--json", "--model", str(model), "--scheme", scheme, "--dump", str(dump)]
+    if calibration_list:
+        command += ["--calibration", str(calibration_list)]
+    output = subprocess.run(command + [str(i) for i in images], capture_output=True, text=True)
+    if output.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{output.stderr}")
+    results = json.loads(output.stdout)
+    manifest = json.loads((dump / "manifest.json").read_text())
+    runs = [r for r in manifest["runs"] if r["scheme"] == scheme]
+    assert len(runs) == len(images), f"{len(runs)} dumped runs for {len(images)} images"
+    native = []
+    for result, run in zip(results, runs):
+        logits = read_npy_u8(dump / run["layers"][-1]["file"])
+        native.append(
+            {
+                "logits": logits,
+                "float": [p["name"] for p in result["float"]],
+                "int8": [p["name"] for p in result["int8"][0]["top"]],
+            }
+        )
+    return native
+
+
+def native_gpu_ms(mnq, model, scheme, calibration_list):
+    """Native int8 time per image on the GPU at batch 1 (`mnq-gpu bench`), or None where it cannot run."""
+    command = [mnq, "bench", "--json", "--model", str(model), "--scheme", scheme]
+    if calibration_list:
+        command += ["--calibration", str(calibration_list)]
+    output = subprocess.run(command, capture_output=True, text=True)
+    if output.returncode != 0:
+        print(f"note: {' '.join(command)} failed, no native GPU time:\n{output.stderr[-800:]}", file=sys.stderr)
+        return None
+    return json.loads(output.stdout)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mnq", default=str(ROOT / "target/debug/mnq-gpu"), help="the mnq-gpu binary")
+    parser.add_argument("--out", default="out/browser-test", help="screenshots and figures.json go here")
+    parser.add_argument("--images", type=int, default=2, help="ImageNet validation images per scheme")
+    parser.add_argument("--calibration", type=int, default=4, help="calibration images for calibrated schemes")
+    parser.add_argument("--schemes", default="tflite,tf8", help="comma-separated; tflite = the file's own")
+    parser.add_argument("--model", default=TFLITE_025, help="model id under ../shared/models")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds one page may take")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--chromedriver", default=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    parser.add_argument(
+        "--allow-no-webgpu", action="store_true", help="pass when the browser has no WebGPU (CPU reference only)"
+    )
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failures = []
+
+    def check(ok, message):
+        print(("ok    " if ok else "FAIL  ") + message)
+        if not ok:
+            failures.append(message)
+
+    wasm = ROOT / "web/dist/mnq_web_bg.wasm"
+    if not wasm.is_file():
+        sys.exit(f"error: no {wasm}: build the page with scripts/build-web.sh")
+    wasm_bytes = wasm.read_bytes()
+    figures = {"wasm_bytes": len(wasm_bytes), "wasm_gzip_bytes": len(gzip.compress(wasm_bytes, 9)), "schemes": {}}
+
+    tmp = Path(tempfile.mkdtemp(prefix="mnq-browser-"))
+    # The same calibration images the server offers first, as an absolute-path list for the native run.
+    calibration = SHARED / "imagenet/val1300/calibration.txt"
+    lines = [l for l in calibration.read_text().splitlines() if l.strip()][: args.calibration]
+    images_dir = calibration.parent / "images"
+    calibration_list = tmp / "calibration.txt"
+    calibration_list.write_text("".join(f"{images_dir / l.split()[0]} {l.split()[1]}\n" for l in lines))
+    evaluation = (calibration.parent / "evaluation.txt").read_text().split()[::2][: args.images]
+    # (URL the page fetches, file the native run reads)
+    images = [("/builtin/grace_hopper.jpg", ROOT / "assets/grace_hopper.jpg")]
+    images += [(f"/imagenet/{name}", images_dir / name) for name in evaluation]
+    model = SHARED / "models" / args.model
+
+    server = subprocess.Popen(
+        [args.mnq, "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+    )
+    driver = None
+    try:
+        line = server.stdout.readline()
+        if not line.startswith("serving "):
+            sys.exit(f"error: `mnq-gpu serve` did not start: {line!r}")
+        base = line.split()[1]
+        driver = WebDriver(args.chromedriver, args.chromium, tmp / "profile")
+        print(f"Chromium {driver.version}, page {base}")
+
+        first_load = None
+        for scheme in args.schemes.split(","):
+            calibrated = scheme != "tflite"
+            native = native_run(
+                args.mnq, model, scheme, [p for _, p in images], calibration_list if calibrated else None, tmp / scheme
+            )
+            compared = differing = 0
+            browser_ms = []
+            for (url, path), expected in zip(images, native):
+                query = {"model": args.model, "scheme": scheme, "image": url, "auto": "1"}
+                if calibrated:
+                    query["calibration"] = str(args.calibration)
+                started = time.monotonic()
+                driver.open(base + "?" + urllib.parse.urlencode(query))
+                state, result = wait_for_result(driver, args.timeout)
+                elapsed = time.monotonic() - started
+                what = f"{scheme} {path.name}"
+                if state != "done":
+                    check(False, f"{what}: the page ended {state}: {result and result.get('error')}")
+                    for entry in driver.console()[-20:]:
+                        print(f"      console: {entry.get('message', entry)}")
+                    continue
+                if first_load is None:
+                    first_load = {"page_ready_ms": result["page_ready_ms"], "wall_s": elapsed}
+                    figures["first_load"] = first_load
+                if path.name == "grace_hopper.jpg":
+                    driver.screenshot(out / f"page_{scheme.replace('+', '_')}_grace_hopper.png")
+                gpu = result["int8_gpu"]
+                runs = [("cpu reference in wasm", result["int8_cpu"])]
+                if gpu is None:
+                    check(args.allow_no_webgpu, f"{what}: no WebGPU in the page ({result.get('gpu_problem')})")
+                else:
+                    runs.append(("WebGPU", gpu))
+                    browser_ms.append(gpu["elapsed_ms"])
+                    exact = result["bit_exact"] and all(l["differing_bytes"] == 0 for l in result["layers"])
+                    bad = [f"{l['name']}: {l['differing_bytes']}" for l in result["layers"] if l["differing_bytes"]]
+                    check(exact, f"{what}: every layer of the WebGPU run equals the page's CPU reference {bad or ''}")
+                for name, run in runs:
+                    got = bytes(run["logits"])
+                    diff = sum(a != b for a, b in zip(got, expected["logits"])) + abs(len(got) - len(expected["logits"]))
+                    compared += len(expected["logits"])
+                    differing += diff
+                    check(diff == 0, f"{what}: {name} logits equal native ({len(got)} bytes, {diff} differ)")
+                    labels = [p["name"] for p in run["top"]]
+                    check(labels == expected["int8"], f"{what}: {name} int8 top-5 = native {labels}")
+                labels = [p["name"] for p in result["float"]]
+                check(labels == expected["float"], f"{what}: float top-5 = native {labels}")
+            figures["schemes"][scheme] = {
+                "images": len(images),
+                "logit_bytes_compared": compared,
+                "logit_bytes_differing": differing,
+                "browser_gpu_ms_per_image": browser_ms,
+                "native": native_gpu_ms(args.mnq, model, scheme, calibration_list if calibrated else None),
+            }
+
+        # A truncated JPEG: the page must show an error, not hang or print results.
+        truncated = (ROOT / "assets/grace_hopper.jpg").read_bytes()[:400]
+        data_url = "data:image/jpeg;base64," + base64.b64encode(truncated).decode()
+        query = {"model": args.model, "scheme": "tflite", "image": data_url, "auto": "1"}
+        started = time.monotonic()
+        driver.open(base + "?" + urllib.parse.urlencode(query))
+        state, result = wait_for_result(driver, 60)
+        shown = (result or {}).get("_shown_error", "")
+        check(
+            state == "error" and "cannot read image" in shown,
+            f"a truncated JPEG shows an error ({state} after {time.monotonic() - started:.1f} s: {shown[:120]!r})",
+        )
+        driver.screenshot(out / "page_broken_image.png")
+    finally:
+        if driver:
+            driver.close()
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    (out / "figures.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+    print(f"{len(failures)} failures" if failures else "all browser checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
