@@ -8,11 +8,14 @@
 pub mod analysis;
 pub mod assets;
 pub mod cpu_ref;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod download;
 pub mod error;
 pub mod gpu;
 pub mod labels;
 pub mod model;
+pub mod par;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
 pub mod preprocess;
 pub mod quant;

@@ -104,7 +104,7 @@ fn run_cases(gpu: &GpuContext, cases: &[Case], mode: Requant) -> Vec<u8> {
     }
     encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, size);
     gpu.queue().submit([encoder.finish()]);
-    let bytes = gpu.read_buffer(&staging, size).expect("readback");
+    let bytes = mnq_gpu::gpu::block_on(gpu.read_buffer(&staging, size)).expect("readback");
     bytemuck::cast_slice::<u8, u32>(&bytes).iter().map(|&q| u8::try_from(q).expect("a u8 result")).collect()
 }
 

@@ -51,8 +51,15 @@ pub struct GpuContext {
 }
 
 impl GpuContext {
-    /// The best adapter matching `options` (discrete, then integrated, virtual, CPU), or [`Error::NoAdapter`].
+    /// [`GpuContext::new_async`], blocking (native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(options: &AdapterOptions) -> Result<GpuContext> {
+        super::block_on(GpuContext::new_async(options))
+    }
+
+    /// The best adapter matching `options` (discrete, then integrated, virtual, CPU), or [`Error::NoAdapter`]. In
+    /// the browser this is WebGPU's adapter.
+    pub async fn new_async(options: &AdapterOptions) -> Result<GpuContext> {
         let chosen = options.backends.or_else(wgpu::Backends::from_env);
         // Unless told, GL (wgpu's secondary backend) is only opened where no primary backend has an adapter.
         let tries = match chosen {
@@ -61,17 +68,23 @@ impl GpuContext {
         };
         let backends = chosen.unwrap_or(wgpu::Backends::PRIMARY | wgpu::Backends::SECONDARY);
         let filter = options.name_filter.as_ref().map(|name| name.to_lowercase());
-        let found = tries.into_iter().find_map(|backends| {
+        let mut found = None;
+        for backends in tries {
             let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
                 backends,
                 ..wgpu::InstanceDescriptor::new_without_display_handle().with_env()
             });
-            let adapter = pollster::block_on(instance.enumerate_adapters(backends))
+            let adapter = instance
+                .enumerate_adapters(backends)
+                .await
                 .into_iter()
                 .filter(|adapter| filter.as_ref().is_none_or(|f| adapter.get_info().name.to_lowercase().contains(f)))
-                .min_by_key(|adapter| preference(adapter.get_info().device_type))?;
-            Some((instance, adapter))
-        });
+                .min_by_key(|adapter| preference(adapter.get_info().device_type));
+            if let Some(adapter) = adapter {
+                found = Some((instance, adapter));
+                break;
+            }
+        }
         let (instance, adapter) = found.ok_or_else(|| Error::NoAdapter {
             filter: match &options.name_filter {
                 Some(name) => format!(" whose name contains `{name}` (backends {backends:?})"),
@@ -100,13 +113,15 @@ impl GpuContext {
             ..wgpu::Limits::default().using_resolution(adapter_limits.clone())
         };
         let required_features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("mnq-gpu device"),
-            required_features,
-            required_limits,
-            ..Default::default()
-        }))
-        .map_err(|e| Error::Gpu(format!("cannot open a device on {name}: {e}")))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("mnq-gpu device"),
+                required_features,
+                required_limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("cannot open a device on {name}: {e}")))?;
         let lost = Arc::new(Mutex::new(None));
         let record = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, message| {
@@ -162,12 +177,12 @@ impl GpuContext {
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes: a wgpu error becomes [`Error::Gpu`] naming `what`.
-    pub fn checked<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    pub async fn checked<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
         let out_of_memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
-        let validation = pollster::block_on(validation.pop());
-        let out_of_memory = pollster::block_on(out_of_memory.pop());
+        let validation = validation.pop().await;
+        let out_of_memory = out_of_memory.pop().await;
         match validation.or(out_of_memory) {
             Some(error) => Err(self.error(format!("{what}: {error}"))),
             None => Ok(value),
@@ -205,19 +220,22 @@ impl GpuContext {
         }
     }
 
-    /// Waits for the queue, then copies `size` bytes out of a MAP_READ buffer.
-    pub fn read_buffer(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    /// Waits for the queue, then copies `size` bytes out of a MAP_READ buffer. Natively this waits on the device
+    /// (the browser maps the buffer by itself, resolving the future).
+    pub async fn read_buffer(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
         let slice = buffer.slice(..size);
-        let (sender, receiver) = std::sync::mpsc::channel();
+        let (sender, mapped) = futures_intrusive::channel::shared::oneshot_channel();
         slice.map_async(wgpu::MapMode::Read, move |result| {
-            let _ = sender.send(result);
+            sender.send(result).ok();
         });
+        #[cfg(not(target_arch = "wasm32"))]
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| self.error(format!("waiting for the GPU: {e}")))?;
-        receiver
-            .recv()
-            .map_err(|_| self.error("buffer mapping was dropped".into()))?
+        mapped
+            .receive()
+            .await
+            .ok_or_else(|| self.error("buffer mapping was dropped".into()))?
             .map_err(|e| self.error(format!("cannot map a readback buffer: {e}")))?;
         let bytes =
             slice.get_mapped_range().map_err(|e| self.error(format!("cannot read a mapped buffer: {e}")))?.to_vec();

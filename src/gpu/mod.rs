@@ -11,3 +11,10 @@ pub use context::{AdapterInfo, AdapterOptions, GpuContext};
 pub use ops::{Channel, Conv2dParams, DepthwiseConv2dParams, GlobalAvgPoolParams, PointwiseConv2dParams};
 pub use plan::{LayerTime, Plan, Profile, Readback};
 pub use shaders::InnerProduct;
+
+/// Runs one of the engine's futures to completion on this thread: where native callers block on the async GPU
+/// path, and the only place they do.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}

@@ -11,7 +11,6 @@ use super::{QLayer, QuantModel, QuantParams, Range};
 use crate::cpu_ref;
 use crate::error::{Error, Result};
 use crate::model::{Activation, Layer, Model, Op};
-use rayon::prelude::*;
 
 /// Bias magnitudes are clamped here so that bias + accumulator fits i32 (see the overflow budgets in cpu_ref).
 pub const BIAS_LIMIT: i64 = 1 << 30;
@@ -52,29 +51,28 @@ pub fn calibrate(model: &Model, images: &[Vec<f32>], histograms: bool) -> Calibr
         input_means: model.layers.iter().map(|l| vec![0.0; l.input_shape.c]).collect(),
         histograms: Vec::new(),
     };
-    let sum = images
-        .par_iter()
-        .map(|image| {
-            let outputs = cpu_ref::run_f32(model, image);
-            let inputs = std::iter::once(image).chain(&outputs);
-            Calibration {
-                input: Range::of(image),
-                outputs: outputs.iter().map(|o| Range::of(o)).collect(),
-                input_means: inputs.zip(&model.layers).map(|(x, l)| channel_sums(x, l.input_shape.c)).collect(),
-                histograms: Vec::new(),
-            }
-        })
-        .reduce(empty, |a, b| Calibration {
-            input: a.input.merge(b.input),
-            outputs: a.outputs.iter().zip(&b.outputs).map(|(x, y)| x.merge(*y)).collect(),
-            input_means: a
-                .input_means
-                .iter()
-                .zip(&b.input_means)
-                .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p + q).collect())
-                .collect(),
+    let per_image = crate::par::map(images, |image| {
+        let outputs = cpu_ref::run_f32(model, image);
+        let inputs = std::iter::once(image).chain(&outputs);
+        Calibration {
+            input: Range::of(image),
+            outputs: outputs.iter().map(|o| Range::of(o)).collect(),
+            input_means: inputs.zip(&model.layers).map(|(x, l)| channel_sums(x, l.input_shape.c)).collect(),
             histograms: Vec::new(),
-        });
+        }
+    });
+    // Folded in image order, so the sums do not depend on how the images were shared out between threads.
+    let sum = per_image.into_iter().fold(empty(), |a, b| Calibration {
+        input: a.input.merge(b.input),
+        outputs: a.outputs.iter().zip(&b.outputs).map(|(x, y)| x.merge(*y)).collect(),
+        input_means: a
+            .input_means
+            .iter()
+            .zip(&b.input_means)
+            .map(|(x, y)| x.iter().zip(y).map(|(p, q)| p + q).collect())
+            .collect(),
+        histograms: Vec::new(),
+    });
     let mut calibration = sum;
     for (means, layer) in calibration.input_means.iter_mut().zip(&model.layers) {
         let count = (images.len() * layer.input_shape.h * layer.input_shape.w).max(1) as f64;
@@ -88,23 +86,21 @@ pub fn calibrate(model: &Model, images: &[Vec<f32>], histograms: bool) -> Calibr
 
 fn output_histograms(model: &Model, images: &[Vec<f32>], ranges: &[Range]) -> Vec<Vec<u64>> {
     let empty = || vec![vec![0u64; HISTOGRAM_BINS]; ranges.len()];
-    images
-        .par_iter()
-        .map(|image| {
-            let mut histograms = empty();
-            for ((output, range), histogram) in cpu_ref::run_f32(model, image).iter().zip(ranges).zip(&mut histograms) {
-                let width = (range.max - range.min).max(f32::MIN_POSITIVE);
-                for &x in output {
-                    let bin = ((x - range.min) / width * HISTOGRAM_BINS as f32) as usize;
-                    histogram[bin.min(HISTOGRAM_BINS - 1)] += 1;
-                }
+    let per_image = crate::par::map(images, |image| {
+        let mut histograms = empty();
+        for ((output, range), histogram) in cpu_ref::run_f32(model, image).iter().zip(ranges).zip(&mut histograms) {
+            let width = (range.max - range.min).max(f32::MIN_POSITIVE);
+            for &x in output {
+                let bin = ((x - range.min) / width * HISTOGRAM_BINS as f32) as usize;
+                histogram[bin.min(HISTOGRAM_BINS - 1)] += 1;
             }
-            histograms
-        })
-        .reduce(empty, |mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(p, q)| *p += q));
-            a
-        })
+        }
+        histograms
+    });
+    per_image.into_iter().fold(empty(), |mut a, b| {
+        a.iter_mut().zip(&b).for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(p, q)| *p += q));
+        a
+    })
 }
 
 /// The clipping range [α·min, α·max] (α ∈ [0.2, 1]) minimising the expected squared error of quantizing the

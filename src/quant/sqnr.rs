@@ -8,7 +8,6 @@
 use super::{QLayer, QuantModel, QuantParams};
 use crate::cpu_ref;
 use crate::model::Model;
-use rayon::prelude::*;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -56,8 +55,7 @@ pub fn image_sqnr(float_model: &Model, quant_model: &QuantModel, image: &[f32]) 
 
 /// Per-layer SQNR averaged over `images` (in parallel), as the study reports it.
 pub fn model_sqnr(float_model: &Model, quant_model: &QuantModel, images: &[Vec<f32>]) -> Vec<LayerSqnr> {
-    let per_image: Vec<Vec<(f64, f64)>> =
-        images.par_iter().map(|image| image_sqnr(float_model, quant_model, image)).collect();
+    let per_image: Vec<Vec<(f64, f64)>> = crate::par::map(images, |image| image_sqnr(float_model, quant_model, image));
     let n = per_image.len().max(1) as f64;
     quant_model
         .layers

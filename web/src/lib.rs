@@ -173,17 +173,25 @@ struct Inner {
     /// The float model the scheme quantized (BatchNorm folded, its transforms applied): the SQNR's signal.
     prepared: Model,
     model: QuantModel,
-    gpu: RefCell<Option<Rc<(Rc<GpuContext>, Plan)>>>,
+    /// The device and this pipeline's plan; taken out while a run awaits the GPU (a second classify meanwhile
+    /// runs on the CPU reference only).
+    gpu: RefCell<Option<(Rc<GpuContext>, Plan)>>,
 }
 
 #[wasm_bindgen]
 impl Pipeline {
-    /// Build this pipeline's GPU plan on `gpu` (batch 1, the fastest inner product the browser's WGSL has).
+    /// Build this pipeline's GPU plan on `gpu` (batch 1, the fastest inner product the browser's WGSL has);
+    /// resolves when it is ready, rejects with the reason it cannot be built.
     #[wasm_bindgen(js_name = attachGpu)]
-    pub fn attach_gpu(&self, gpu: &Gpu) -> Result<(), JsError> {
-        let plan = Plan::new(&gpu.ctx, &self.inner.model, 1, gpu.ctx.inner_product()).map_err(js_error)?;
-        *self.inner.gpu.borrow_mut() = Some(Rc::new((Rc::clone(&gpu.ctx), plan)));
-        Ok(())
+    pub fn attach_gpu(&self, gpu: &Gpu) -> js_sys::Promise {
+        let (inner, ctx) = (Rc::clone(&self.inner), Rc::clone(&gpu.ctx));
+        wasm_bindgen_futures::future_to_promise(async move {
+            let plan = Plan::new_async(&ctx, &inner.model, 1, ctx.inner_product())
+                .await
+                .map_err(|e| JsValue::from(js_error(e)))?;
+            *inner.gpu.borrow_mut() = Some((ctx, plan));
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     pub fn scheme(&self) -> String {
@@ -281,13 +289,14 @@ impl Inner {
         let cpu_layers = cpu_ref::run_u8(&self.model, &quantized_input);
         let int8_cpu = self.int8_run(&cpu_layers, now_ms() - start);
 
-        let gpu = self.gpu.borrow().clone();
-        let gpu_layers = match gpu {
-            Some(gpu) => {
-                let (ctx, plan) = &*gpu;
+        let taken = self.gpu.borrow_mut().take();
+        let gpu_layers = match taken {
+            Some((ctx, mut plan)) => {
                 let start = now_ms();
-                let mut outputs = plan.run_async(ctx, &[&quantized_input], Readback::AllLayers).await?;
-                Some((outputs.pop().expect("one image"), now_ms() - start))
+                let outputs = plan.run_async(&ctx, &[&quantized_input], Readback::AllLayers).await;
+                let elapsed_ms = now_ms() - start;
+                *self.gpu.borrow_mut() = Some((ctx, plan));
+                Some((outputs?.pop().expect("one image"), elapsed_ms))
             }
             None => None,
         };
