@@ -73,7 +73,7 @@ async function loadPipeline(entry, scheme, count) {
   const pipeline = net.quantize(scheme, calibration);
   if (gpu) {
     try {
-      pipeline.attachGpu(gpu);
+      await pipeline.attachGpu(gpu);
     } catch (e) {
       gpuProblem = `the GPU plan failed: ${e.message}`;
     }

@@ -1,0 +1,146 @@
+//! `mnq-gpu serve`: what the browser page loads, with the right types, and nothing outside the served folders.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A running `mnq-gpu serve --port 0`, killed when dropped.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(dist: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mnq-gpu"))
+            .args(["serve", "--port", "0", "--dist", dist.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        // "serving http://127.0.0.1:PORT/ (Ctrl-C stops)"
+        let address = line
+            .strip_prefix("serving http://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Server { child, address }
+    }
+
+    /// (status, content type, body) of `GET path`, the path sent exactly as given.
+    fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.address).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a header");
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let content_type = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_string))
+            .unwrap_or_default();
+        (status, content_type, response[split + 4..].to_vec())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A stand-in for web/dist: an index.html and a .wasm file.
+fn fake_dist(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mnq-serve-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<!doctype html><title>page</title>").unwrap();
+    std::fs::write(dir.join("mnq_web_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    dir
+}
+
+#[test]
+fn serve_without_a_built_page_names_the_build_script() {
+    let empty = std::env::temp_dir().join(format!("mnq-serve-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mnq-gpu"))
+        .args(["serve", "--port", "0", "--dist", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("scripts/build-web.sh") && message.contains("no built page"), "{message}");
+}
+
+#[test]
+fn serve_offers_the_page_the_built_in_model_and_photo_with_their_types() {
+    let server = Server::start(&fake_dist("types"), &[]);
+    let (status, kind, body) = server.get("/");
+    assert_eq!((status, kind.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(body.starts_with(b"<!doctype html>"));
+    let (status, kind, body) = server.get("/mnq_web_bg.wasm");
+    assert_eq!((status, kind.as_str(), &body[..4]), (200, "application/wasm", &b"\0asm"[..]));
+
+    let (status, kind, body) = server.get("/api/index.json");
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    let index: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let built_in = &index["models"][0];
+    assert_eq!((built_in["id"].as_str(), built_in["kind"].as_str()), (Some("built-in"), Some("tflite")));
+
+    let (status, _, model) = server.get(built_in["url"].as_str().unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(model, std::fs::read("assets/mobilenet_v1_0.25_128_quant.tflite").unwrap());
+    let (status, kind, photo) = server.get(index["example_image"].as_str().unwrap());
+    assert_eq!((status, kind.as_str()), (200, "image/jpeg"));
+    assert_eq!(photo, std::fs::read("assets/grace_hopper.jpg").unwrap());
+}
+
+#[test]
+fn serve_offers_the_shared_models_and_calibration_images_in_list_order() {
+    let shared = Path::new("../shared");
+    assert!(shared.join("models/tflite").is_dir(), "this test reads ../shared (see ../shared/README.md)");
+    let server = Server::start(&fake_dist("shared"), &[]);
+    let index: serde_json::Value = serde_json::from_slice(&server.get("/api/index.json").2).unwrap();
+    let models = index["models"].as_array().unwrap();
+    let find = |id: &str| models.iter().find(|m| m["id"] == id).unwrap_or_else(|| panic!("no {id} in {models:?}"));
+    assert_eq!(find("mobilenet_v1_0.75_224")["kind"], "tfjs");
+    let tflite = find("tflite/mobilenet_v1_0.5_160_quant.tflite");
+    let (status, _, bytes) = server.get(tflite["url"].as_str().unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(bytes, std::fs::read(shared.join("models/tflite/mobilenet_v1_0.5_160_quant.tflite")).unwrap());
+
+    let list = std::fs::read_to_string(shared.join("imagenet/val1300/calibration.txt")).unwrap();
+    let lines: Vec<&str> = list.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(index["calibration_images"], lines.len());
+    for (i, line) in lines.iter().enumerate().take(3) {
+        let file = shared.join("imagenet/val1300/images").join(line.split_whitespace().next().unwrap());
+        let (status, kind, bytes) = server.get(&format!("/calibration/{i}"));
+        assert_eq!((status, kind.as_str()), (200, "image/jpeg"), "/calibration/{i}");
+        assert_eq!(bytes, std::fs::read(&file).unwrap(), "/calibration/{i} is {}", file.display());
+    }
+    assert_eq!(server.get(&format!("/calibration/{}", lines.len())).0, 404);
+}
+
+#[test]
+fn serve_refuses_paths_that_leave_its_folders() {
+    let server = Server::start(&fake_dist("traversal"), &[]);
+    for path in [
+        "/../Cargo.toml",
+        "/models/../../Cargo.toml",
+        "/models/%2e%2e/%2e%2e/Cargo.toml",
+        "/models/..%2f..%2fCargo.toml",
+        "/imagenet/..%5c..%5cCargo.toml",
+        "/models//etc/passwd",
+        "/%ZZ",
+    ] {
+        let (status, _, body) = server.get(path);
+        assert_eq!(status, 400, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    assert_eq!(server.get("/no-such-file.js").0, 404);
+    assert_eq!(server.get("/builtin/other.tflite").0, 404);
+}
