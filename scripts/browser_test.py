@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -244,7 +245,7 @@ def main():
                 args.mnq, model, scheme, [p for _, p in images], calibration_list if calibrated else None, tmp / scheme
             )
             compared = differing = 0
-            browser_ms = []
+            browser_all_ms, browser_logits_ms = [], []
             for (url, path), expected in zip(images, native):
                 query = {"model": args.model, "scheme": scheme, "image": url, "auto": "1"}
                 if calibrated:
@@ -270,7 +271,8 @@ def main():
                     check(args.allow_no_webgpu, f"{what}: no WebGPU in the page ({result.get('gpu_problem')})")
                 else:
                     runs.append(("WebGPU", gpu))
-                    browser_ms.append(gpu["elapsed_ms"])
+                    browser_all_ms.append(gpu["elapsed_ms"])
+                    browser_logits_ms += result["gpu_logits_ms"]
                     exact = result["bit_exact"] and all(l["differing_bytes"] == 0 for l in result["layers"])
                     bad = [f"{l['name']}: {l['differing_bytes']}" for l in result["layers"] if l["differing_bytes"]]
                     check(exact, f"{what}: every layer of the WebGPU run equals the page's CPU reference {bad or ''}")
@@ -284,12 +286,19 @@ def main():
                     check(labels == expected["int8"], f"{what}: {name} int8 top-5 = native {labels}")
                 labels = [p["name"] for p in result["float"]]
                 check(labels == expected["float"], f"{what}: float top-5 = native {labels}")
+            bench = native_gpu_ms(args.mnq, model, scheme, calibration_list if calibrated else None)
+            batch1 = next((b for b in (bench or {}).get("batches", []) if b["batch"] == 1), None)
             figures["schemes"][scheme] = {
                 "images": len(images),
                 "logit_bytes_compared": compared,
                 "logit_bytes_differing": differing,
-                "browser_gpu_ms_per_image": browser_ms,
-                "native": native_gpu_ms(args.mnq, model, scheme, calibration_list if calibrated else None),
+                "browser_adapter": result.get("adapter") if result else None,
+                "browser_inner_product": result.get("inner_product") if result else None,
+                "browser_gpu_all_layers_ms": browser_all_ms,
+                "browser_gpu_logits_median_ms": statistics.median(browser_logits_ms) if browser_logits_ms else None,
+                "native_adapter": bench and bench["adapter"],
+                "native_inner_product": bench and bench["inner_product"],
+                "native_gpu_batch1_median_ms": batch1 and batch1["median_ms"],
             }
 
         # A truncated JPEG: the page must show an error, not hang or print results.
@@ -313,7 +322,18 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     (out / "figures.json").write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    print(f"wasm: {figures['wasm_bytes']:,} bytes, {figures['wasm_gzip_bytes']:,} gzipped")
+    if "first_load" in figures:
+        print(f"first load: page ready (engine, index, WebGPU device, photo) {figures['first_load']['page_ready_ms']:.0f} ms")
+    for scheme, f in figures["schemes"].items():
+        print(f"{scheme}: {f['logit_bytes_compared']:,} logit bytes compared, {f['logit_bytes_differing']} differ")
+        browser, native = f["browser_gpu_logits_median_ms"], f["native_gpu_batch1_median_ms"]
+        if browser and native:
+            print(
+                f"{scheme}: int8 per image, logits only, batch 1: browser {browser:.1f} ms ({f['browser_adapter']}, "
+                f"{f['browser_inner_product']}) vs native {native:.1f} ms ({f['native_adapter']}, "
+                f"{f['native_inner_product']}): {browser / native:.1f}x"
+            )
     print(f"{len(failures)} failures" if failures else "all browser checks passed")
     return 1 if failures else 0
 

@@ -13,6 +13,7 @@ let gpu = null;
 let gpuProblem = null;
 let image = null; // { name, bytes }
 let readyMs = null;
+let adapterInfo = null; // what the browser says of its WebGPU adapter (wgpu's name for it is empty here)
 
 function setState(state, status) {
   document.body.dataset.state = state;
@@ -107,7 +108,7 @@ async function classify() {
     await repaint();
     const result = JSON.parse(await pipeline.classify(image.name, image.bytes));
     result.model_id = entry.id;
-    result.adapter = gpu ? gpu.adapter() : null;
+    result.adapter = gpu ? adapterInfo || gpu.adapter() : null;
     result.inner_product = gpu ? gpu.innerProduct() : null;
     result.gpu_problem = gpuProblem;
     result.page_ready_ms = readyMs;
@@ -126,10 +127,11 @@ async function classify() {
 }
 
 function topTable(table, top) {
+  const first = Math.max(top[0]?.probability ?? 1, 1e-6);
   table.replaceChildren(
     ...top.map((p) => {
       const row = document.createElement("tr");
-      const bar = `<div class="bar" style="width:${Math.max(1, 100 * p.probability).toFixed(1)}%"></div>`;
+      const bar = `<div class="bar" style="width:${Math.max(1, (100 * p.probability) / first).toFixed(1)}%"></div>`;
       row.innerHTML = `<td class="p">${(100 * p.probability).toFixed(2)} %</td><td></td><td style="width:35%">${bar}</td>`;
       row.children[1].textContent = p.name;
       return row;
@@ -168,10 +170,12 @@ function render(r) {
     ["model", r.model],
     ["adapter", r.adapter ?? (gpuProblem || "none")],
     ["inner product", r.inner_product ?? "–"],
-    ["int8 on GPU", ms(r.int8_gpu?.elapsed_ms)],
+    ["int8 on GPU, all layers", ms(r.int8_gpu?.elapsed_ms)],
+    ["int8 on GPU, logits", r.gpu_logits_ms ? `${ms(median(r.gpu_logits_ms))} (median of ${r.gpu_logits_ms.length})` : "–"],
     ["int8 CPU reference", ms(r.int8_cpu.elapsed_ms)],
     ["float CPU", ms(r.float_ms)],
     ["decode", ms(r.decode_ms)],
+    ["page ready after", ms(r.page_ready_ms)],
   ];
   $("facts").replaceChildren(
     ...facts.flatMap(([k, v]) => {
@@ -185,18 +189,20 @@ function render(r) {
   $("chart").innerHTML = sqnrChart(r.layers);
 }
 
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 /// An inline SVG bar chart: per layer, the accumulated SQNR (dark) and the layer's own (light); null (no noise)
 /// is drawn at the top and marked ∞.
 function sqnrChart(layers) {
-  const width = 1000, height = 260, left = 34, bottom = 70, top = 10;
+  const width = 1000, height = 280, left = 34, right = 70, bottom = 80, top = 24;
   const finite = layers.flatMap((l) => [l.sqnr_db, l.local_sqnr_db]).filter((x) => x !== null && isFinite(x));
   const max = Math.max(10, Math.ceil(Math.max(...finite, 0) / 10) * 10);
   const min = Math.min(0, Math.floor(Math.min(...finite, 0) / 10) * 10);
   const y = (v) => top + ((max - Math.max(min, Math.min(max, v))) / (max - min)) * (height - top - bottom);
-  const slot = (width - left) / layers.length;
+  const slot = (width - left - right) / layers.length;
   let svg = `<svg viewBox="0 0 ${width} ${height}" xmlns="http://www.w3.org/2000/svg" font-size="11" font-family="sans-serif">`;
   for (let v = min; v <= max; v += 10) {
-    svg += `<line x1="${left}" x2="${width}" y1="${y(v)}" y2="${y(v)}" stroke="#e3e7eb"/>`;
+    svg += `<line x1="${left}" x2="${width - right}" y1="${y(v)}" y2="${y(v)}" stroke="#e3e7eb"/>`;
     svg += `<text x="${left - 4}" y="${y(v) + 4}" text-anchor="end" fill="#66707a">${v}</text>`;
   }
   layers.forEach((l, i) => {
@@ -212,6 +218,8 @@ function sqnrChart(layers) {
     const lx = x + slot / 2, ly = height - bottom + 8;
     svg += `<text x="${lx}" y="${ly}" transform="rotate(50 ${lx} ${ly})" fill="#444">${l.name}</text>`;
   });
+  svg += `<rect x="${left}" y="4" width="10" height="10" fill="#2f6fbd"/><text x="${left + 14}" y="13">accumulated</text>`;
+  svg += `<rect x="${left + 100}" y="4" width="10" height="10" fill="#9cc0ea"/><text x="${left + 114}" y="13">layer alone</text>`;
   return svg + "</svg>";
 }
 
@@ -239,6 +247,8 @@ async function main() {
   } else {
     try {
       gpu = await Gpu.connect();
+      const info = (await navigator.gpu.requestAdapter())?.info;
+      if (info) adapterInfo = [info.vendor, info.architecture, info.device, info.description].filter((x) => x).join(" ");
     } catch (e) {
       gpuProblem = `WebGPU is present but gave no device (${e.message}): the int8 pipeline runs on the CPU reference only.`;
     }
@@ -249,7 +259,7 @@ async function main() {
   }
 
   const imageUrl = query.get("image") ?? index.example_image;
-  await setImage(imageUrl.startsWith("data:") ? "image from the URL" : imageUrl.split("/").pop(), await fetchBytes(imageUrl));
+  await setImage(imageUrl.startsWith("data:") ? "(a data: URL)" : imageUrl.split("/").pop(), await fetchBytes(imageUrl));
   readyMs = performance.now();
 
   $("run").onclick = classify;

@@ -23,6 +23,8 @@ use wasm_bindgen::JsCast;
 
 /// Classes shown per pipeline.
 const TOP: usize = 5;
+/// Logits-only GPU runs after the checked one, timed: the first run of a plan also pays for warming it up.
+const TIMED_RUNS: usize = 5;
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -251,7 +253,10 @@ pub struct Classification {
     int8_cpu: Int8Run,
     /// Null where no GPU is attached.
     int8_gpu: Option<Int8Run>,
-    /// Whether every layer of the GPU run equals the CPU reference's, byte for byte; null without a GPU.
+    /// The GPU run again, [`TIMED_RUNS`] times reading back the logits only (as `mnq-gpu bench` times it), in ms.
+    gpu_logits_ms: Option<Vec<f64>>,
+    /// Whether every layer of the GPU run, and the logits of every timed run, equal the CPU reference's, byte for
+    /// byte; null without a GPU.
     bit_exact: Option<bool>,
     layers: Vec<LayerReport>,
     sqnr_ms: f64,
@@ -273,6 +278,28 @@ fn predictions(model: &Model, logits: &[f32]) -> Vec<Prediction> {
         .collect()
 }
 
+/// A GPU run of one image: every layer once, then the logits [`TIMED_RUNS`] times.
+struct GpuRuns {
+    layers: Vec<Vec<u8>>,
+    elapsed_ms: f64,
+    logits_runs: Vec<Vec<u8>>,
+    logits_ms: Vec<f64>,
+}
+
+async fn gpu_runs(ctx: &GpuContext, plan: &mut Plan, input: &[u8]) -> mnq_gpu::Result<GpuRuns> {
+    let start = now_ms();
+    let layers = plan.run_async(ctx, &[input], Readback::AllLayers).await?.pop().expect("one image");
+    let elapsed_ms = now_ms() - start;
+    let (mut logits_runs, mut logits_ms) = (Vec::new(), Vec::new());
+    for _ in 0..TIMED_RUNS {
+        let start = now_ms();
+        let mut logits = plan.run_async(ctx, &[input], Readback::Logits).await?.pop().expect("one image");
+        logits_ms.push(now_ms() - start);
+        logits_runs.push(logits.pop().expect("the logits"));
+    }
+    Ok(GpuRuns { layers, elapsed_ms, logits_runs, logits_ms })
+}
+
 impl Inner {
     async fn classify(&self, name: &str, image: &[u8]) -> mnq_gpu::Result<Classification> {
         let start = now_ms();
@@ -292,11 +319,9 @@ impl Inner {
         let taken = self.gpu.borrow_mut().take();
         let gpu_layers = match taken {
             Some((ctx, mut plan)) => {
-                let start = now_ms();
-                let outputs = plan.run_async(&ctx, &[&quantized_input], Readback::AllLayers).await;
-                let elapsed_ms = now_ms() - start;
+                let result = gpu_runs(&ctx, &mut plan, &quantized_input).await;
                 *self.gpu.borrow_mut() = Some((ctx, plan));
-                Some((outputs?.pop().expect("one image"), elapsed_ms))
+                Some(result?)
             }
             None => None,
         };
@@ -315,8 +340,8 @@ impl Inner {
             let alone = sqnr::run_layer_alone(layer, float_input);
             let (power, noise) = sqnr::powers(&signal[i], &cpu_layers[i], layer.output);
             let (local_power, local_noise) = sqnr::powers(&signal[i], &alone, layer.output);
-            let differing_bytes = gpu_layers.as_ref().map(|(gpu, _)| {
-                let (expected, got) = (&cpu_layers[i], &gpu[i]);
+            let differing_bytes = gpu_layers.as_ref().map(|gpu| {
+                let (expected, got) = (&cpu_layers[i], &gpu.layers[i]);
                 expected.iter().zip(got).filter(|(a, b)| a != b).count() + expected.len().abs_diff(got.len())
             });
             layers.push(LayerReport {
@@ -329,7 +354,10 @@ impl Inner {
         }
         let sqnr_ms = now_ms() - start;
 
-        let bit_exact = gpu_layers.as_ref().map(|_| layers.iter().all(|l| l.differing_bytes == Some(0)));
+        let bit_exact = gpu_layers.as_ref().map(|g| {
+            let logits = cpu_layers.last().expect("a model has layers");
+            layers.iter().all(|l| l.differing_bytes == Some(0)) && g.logits_runs.iter().all(|run| run == logits)
+        });
         Ok(Classification {
             model: self.float.name.clone(),
             scheme: self.scheme.clone(),
@@ -338,7 +366,8 @@ impl Inner {
             float,
             float_ms,
             int8_cpu,
-            int8_gpu: gpu_layers.map(|(layers, elapsed_ms)| self.int8_run(&layers, elapsed_ms)),
+            int8_gpu: gpu_layers.as_ref().map(|g| self.int8_run(&g.layers, g.elapsed_ms)),
+            gpu_logits_ms: gpu_layers.as_ref().map(|g| g.logits_ms.clone()),
             bit_exact,
             layers,
             sqnr_ms,
