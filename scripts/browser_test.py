@@ -64,7 +64,7 @@ def free_port():
 class WebDriver:
     """The few W3C WebDriver commands the test needs, over chromedriver's HTTP API."""
 
-    def __init__(self, chromedriver, chromium, profile):
+    def __init__(self, chromedriver, chromium, profile, flags=CHROMIUM_FLAGS):
         self.port = free_port()
         self.process = subprocess.Popen(
             [chromedriver, f"--port={self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -78,7 +78,7 @@ class WebDriver:
                 time.sleep(0.1)
         else:
             raise RuntimeError(f"{chromedriver} did not answer on port {self.port}")
-        options = {"binary": chromium, "args": CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]}
+        options = {"binary": chromium, "args": flags + [f"--user-data-dir={profile}"]}
         capabilities = {"browserName": "chrome", "goog:chromeOptions": options, "goog:loggingPrefs": {"browser": "ALL"}}
         value = self.call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
         self.session = f"/session/{value['sessionId']}"
@@ -239,6 +239,7 @@ def main():
         print(f"Chromium {driver.version}, page {base}")
 
         first_load = None
+        native_logits = {}  # (scheme, image URL) → native logits
         for scheme in args.schemes.split(","):
             calibrated = scheme != "tflite"
             native = native_run(
@@ -247,6 +248,7 @@ def main():
             compared = differing = 0
             browser_all_ms, browser_logits_ms = [], []
             for (url, path), expected in zip(images, native):
+                native_logits[(scheme, url)] = expected["logits"]
                 query = {"model": args.model, "scheme": scheme, "image": url, "auto": "1"}
                 if calibrated:
                     query["calibration"] = str(args.calibration)
@@ -314,6 +316,28 @@ def main():
             f"a truncated JPEG shows an error ({state} after {time.monotonic() - started:.1f} s: {shown[:120]!r})",
         )
         driver.screenshot(out / "page_broken_image.png")
+        driver.close()
+        driver = None
+
+        # Chromium without --enable-unsafe-webgpu offers no WebGPU adapter on Linux: the page must say so and
+        # still give the CPU reference's result.
+        flags = [f for f in CHROMIUM_FLAGS if f != "--enable-unsafe-webgpu"]
+        driver = WebDriver(args.chromedriver, args.chromium, tmp / "profile-no-webgpu", flags)
+        url = images[0][0]
+        driver.open(base + "?" + urllib.parse.urlencode({"model": args.model, "scheme": "tflite", "image": url, "auto": "1"}))
+        state, result = wait_for_result(driver, args.timeout)
+        banner = driver.run(
+            "const e = document.getElementById('nogpu'); "
+            "return getComputedStyle(e).display !== 'none' ? e.textContent : ''"
+        )
+        check(state == "done" and "WebGPU" in banner, f"without WebGPU the page says so ({state}: {banner[:100]!r})")
+        if state == "done":
+            got = bytes(result["int8_cpu"]["logits"])
+            check(result["int8_gpu"] is None, "without WebGPU no GPU result is shown")
+            expected = native_logits.get(("tflite", url))
+            if expected is not None:
+                check(got == expected, "without WebGPU the CPU reference in wasm still equals native")
+        driver.screenshot(out / "page_no_webgpu.png")
     finally:
         if driver:
             driver.close()

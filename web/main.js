@@ -216,7 +216,8 @@ function sqnrChart(layers) {
       if (v === null) svg += `<text x="${bx + bw / 2}" y="${y1 + 10}" text-anchor="middle" fill="#fff">∞</text>`;
     });
     const lx = x + slot / 2, ly = height - bottom + 8;
-    svg += `<text x="${lx}" y="${ly}" transform="rotate(50 ${lx} ${ly})" fill="#444">${l.name}</text>`;
+    const label = l.name.startsWith("global_average_pooling") ? "avg_pool" : l.name;
+    svg += `<text x="${lx}" y="${ly}" transform="rotate(50 ${lx} ${ly})" fill="#444">${label}</text>`;
   });
   svg += `<rect x="${left}" y="4" width="10" height="10" fill="#2f6fbd"/><text x="${left + 14}" y="13">accumulated</text>`;
   svg += `<rect x="${left + 100}" y="4" width="10" height="10" fill="#9cc0ea"/><text x="${left + 114}" y="13">layer alone</text>`;
@@ -242,15 +243,20 @@ async function main() {
   if (query.get("scheme")) $("scheme").value = query.get("scheme");
   if (query.get("calibration")) $("calibration").value = query.get("calibration");
 
+  const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
   if (!navigator.gpu) {
     gpuProblem = "This browser has no WebGPU (navigator.gpu is missing): the int8 pipeline runs on the CPU reference only.";
+  } else if (!adapter) {
+    gpuProblem =
+      "This browser has WebGPU but offers no adapter (Chromium on Linux: start it with --enable-unsafe-webgpu): " +
+      "the int8 pipeline runs on the CPU reference only.";
   } else {
+    const info = adapter.info;
+    if (info) adapterInfo = [info.vendor, info.architecture, info.device, info.description].filter((x) => x).join(" ");
     try {
       gpu = await Gpu.connect();
-      const info = (await navigator.gpu.requestAdapter())?.info;
-      if (info) adapterInfo = [info.vendor, info.architecture, info.device, info.description].filter((x) => x).join(" ");
     } catch (e) {
-      gpuProblem = `WebGPU is present but gave no device (${e.message}): the int8 pipeline runs on the CPU reference only.`;
+      gpuProblem = `WebGPU gave no device (${e.message}): the int8 pipeline runs on the CPU reference only.`;
     }
   }
   if (gpuProblem) {
