@@ -276,11 +276,7 @@ fn correct_bias(layer: &Layer, weights: &[WeightParams], input_means: &[f64], bi
         let c = i % c_out;
         // The error of the layer's own b-bit codes, clamp included.
         let error = f64::from(weights[c].params.dequantize(weights[c].quantize(w))) - f64::from(w);
-        let input_channel = match layer.op {
-            Op::DepthwiseConv2d { .. } => c,
-            _ => i / c_out % c_in,
-        };
-        bias[c] -= (error * input_means[input_channel]) as f32;
+        bias[c] -= (error * input_means[layer.op.weight_input_channel(i, c_in, c_out)]) as f32;
     }
 }
 
