@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use mnq_gpu::cpu_ref;
 use mnq_gpu::gpu::{AdapterInfo, AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::synthetic;
-use mnq_gpu::quant::{self, QuantModel, Requant};
+use mnq_gpu::quant::{QuantModel, Requant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -94,7 +94,7 @@ fn quantized_model(args: &BenchArgs) -> Result<QuantModel> {
                 .iter()
                 .map(|image| image.iter().map(|&q| f32::from(q) / 127.5 - 1.0).collect())
                 .collect();
-            let model = quant::quantize::quantize(&float, &calibration)?;
+            let model = mnq_gpu::calibrate::quantize(&float, &calibration)?;
             Ok(match args.model.requant.first() {
                 Some(&mode) => model.with_requant(mode),
                 None => model,

@@ -303,7 +303,7 @@ impl ModelArgs {
                     })
                 }
                 SchemeChoice::Calibrate(scheme) => {
-                    let (prepared, model) = quant::quantize::quantize_scheme(float, scheme, &inputs)?;
+                    let (prepared, model) = mnq_gpu::calibrate::quantize_scheme(float, scheme, &inputs)?;
                     Ok(Quantized { scheme: choice.clone(), float: prepared, model, tflite_tensors: None })
                 }
             })
@@ -343,7 +343,7 @@ fn read_quantized(path: &Path, float: &Model) -> Result<Quantized> {
         float.name
     );
     let scheme: Scheme = model.scheme.parse().with_context(|| format!("{}: scheme", path.display()))?;
-    let float = quant::quantize::prepare(float, &scheme);
+    let float = mnq_gpu::calibrate::prepare(float, &scheme);
     Ok(Quantized { float, scheme: SchemeChoice::Calibrate(scheme), model, tflite_tensors: None })
 }
 

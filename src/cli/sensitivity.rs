@@ -17,13 +17,13 @@ use super::{default_evaluation_list, load_images, print_json, progress_bar, Devi
 use super::{Device, EXIT_MISMATCH};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use mnq_gpu::calibrate::{calibrate, prepare, quantize_calibrated};
 use mnq_gpu::cpu_ref;
 use mnq_gpu::labels::read_list;
 use mnq_gpu::model::Model;
-use mnq_gpu::quant::quantize::{calibrate, prepare, quantize_calibrated};
 use mnq_gpu::quant::scheme::{RangeMethod, Scheme};
-use mnq_gpu::quant::sqnr::{powers, run_layer_alone, sqnr_db};
 use mnq_gpu::quant::QuantModel;
+use mnq_gpu::sqnr::{powers, run_layer_alone, sqnr_db};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};

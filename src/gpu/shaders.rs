@@ -45,7 +45,8 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 4] = [Kernel::Conv2d, Kernel::DepthwiseConv2d, Kernel::PointwiseConv2d, Kernel::GlobalAvgPool];
+    pub const ALL: [Kernel; 4] =
+        [Kernel::Conv2d, Kernel::DepthwiseConv2d, Kernel::PointwiseConv2d, Kernel::GlobalAvgPool];
 
     /// The kernel that runs `op`. The classifier is a 1×1 convolution of one pixel, as in
     /// src/cpu_ref/classifier.rs.

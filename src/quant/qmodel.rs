@@ -205,7 +205,7 @@ impl QuantModel {
                 if layer.weight_zero_points.iter().any(|z| !(0..=255).contains(z))
                     || layer.multipliers.iter().any(|&m| m < 0)
                     || layer.shifts.iter().any(|s| !(-31..=30).contains(s))
-                    || layer.bias.iter().any(|b| i64::from(*b).abs() > super::quantize::BIAS_LIMIT)
+                    || layer.bias.iter().any(|b| i64::from(*b).abs() > super::weights::BIAS_LIMIT)
                 {
                     return fail("a zero point, multiplier, shift or bias is out of range".into());
                 }

@@ -122,9 +122,8 @@ const EQUALIZATION_SWEEPS: usize = 20;
 /// ([`Layer::clip_max`]), which the integer kernels apply as a per-channel clamp, so the function is unchanged.
 pub fn equalize(model: &Model) -> Model {
     let mut equalized = model.clone();
-    let convs: Vec<usize> = (0..equalized.layers.len())
-        .filter(|&i| equalized.layers[i].op.is_feature_convolution())
-        .collect();
+    let convs: Vec<usize> =
+        (0..equalized.layers.len()).filter(|&i| equalized.layers[i].op.is_feature_convolution()).collect();
     for _ in 0..EQUALIZATION_SWEEPS {
         for pair in convs.windows(2).filter(|p| p[1] == p[0] + 1) {
             let (head, tail) = equalized.layers.split_at_mut(pair[1]);

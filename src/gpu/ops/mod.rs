@@ -12,8 +12,8 @@ pub use depthwise_conv2d::DepthwiseConv2dParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
 pub use pointwise_conv2d::PointwiseConv2dParams;
 
-use super::shaders::Kernel;
 use super::shaders::InnerProduct;
+use super::shaders::Kernel;
 use crate::model::{Op, Shape};
 use crate::quant::{QLayer, Requant};
 use crate::{Error, Result};
