@@ -11,6 +11,7 @@ pub mod calibrate;
 pub mod cpu_ref;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod download;
+pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod labels;
