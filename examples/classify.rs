@@ -10,6 +10,8 @@ use mnq_gpu::{assets, preprocess};
 use std::path::Path;
 
 fn main() -> Result<(), mnq_gpu::Error> {
+    // Keeps Mesa's Vulkan layer quiet on a headless machine (as the mnq-gpu binary does).
+    mnq_gpu::gpu::context::quiet_headless_vulkan();
     let loaded = Loaded::built_in()?;
     let float = &loaded.float;
     let input = match std::env::args().nth(1) {
