@@ -34,8 +34,12 @@ fn whole_network(c: &mut Criterion) {
                 let inputs: Vec<&[u8]> = images[..batch].iter().map(Vec::as_slice).collect();
                 let mut plan = Plan::new(&gpu, &quant, batch, inner).expect("plan");
                 let logits = plan.run(&gpu, &inputs, Readback::Logits).expect("run");
+                let shape = quant.layers.last().expect("layers").output_shape;
                 for (i, logits) in logits.iter().enumerate() {
-                    assert_eq!(logits[0], expected[i], "{} {inner:?} batch {batch}: image {i} differs", quant.name);
+                    let what = format!("{} {inner:?} batch {batch}, image {i}", quant.name);
+                    if let Some(mismatch) = mnq_gpu::engine::compare(&what, shape, &expected[i], &logits[0]) {
+                        panic!("{mismatch}");
+                    }
                 }
                 if std::env::var("MNQ_BENCH_PROFILE").as_deref() == Ok("1") {
                     let profile = plan.profile(&gpu, &inputs).expect("profile");

@@ -7,9 +7,11 @@
 
 pub mod analysis;
 pub mod assets;
+pub mod calibrate;
 pub mod cpu_ref;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod download;
+pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod labels;
@@ -19,6 +21,7 @@ pub mod par;
 pub mod plot;
 pub mod preprocess;
 pub mod quant;
+pub mod sqnr;
 pub mod tflite;
 
 pub use error::{Error, Result};

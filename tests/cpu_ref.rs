@@ -140,7 +140,7 @@ fn quantized_model_file_round_trips_and_refuses_corruption() {
     let model = synthetic::mobilenet_v1(0.25, 32, 7);
     let images: Vec<Vec<f32>> =
         (0..2).map(|i| (0..32 * 32 * 3).map(|j| ((i * 7 + j) % 255) as f32 / 127.5 - 1.0).collect()).collect();
-    let quantized = quant::quantize::quantize(&model, &images).unwrap();
+    let quantized = mnq_gpu::calibrate::quantize(&model, &images).unwrap();
     let dir = std::env::temp_dir().join(format!("mnq-file-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("model.safetensors");
@@ -167,8 +167,8 @@ fn integer_pipeline_tracks_float_on_a_synthetic_model() {
     let model = synthetic::mobilenet_v1(0.25, 64, 11);
     let images: Vec<Vec<f32>> =
         (0..3).map(|i| (0..64 * 64 * 3).map(|j| (((i * 31 + j * 7) % 251) as f32 / 125.5) - 1.0).collect()).collect();
-    let quantized = quant::quantize::quantize(&model, &images).unwrap();
-    let layers = quant::sqnr::model_sqnr(&model, &quantized, &images);
+    let quantized = mnq_gpu::calibrate::quantize(&model, &images).unwrap();
+    let layers = mnq_gpu::sqnr::model_sqnr(&model, &quantized, &images);
     assert_eq!(layers.len(), model.layers.len());
     for layer in &layers {
         assert!(layer.local_db > 15.0, "{}: local SQNR {} dB", layer.layer, layer.local_db);

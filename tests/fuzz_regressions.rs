@@ -6,7 +6,7 @@ use mnq_gpu::model::synthetic;
 use mnq_gpu::model::tfjs::TfjsModel;
 use mnq_gpu::model::Shape;
 use mnq_gpu::preprocess::{decode_image, InputRange};
-use mnq_gpu::quant::{self, file};
+use mnq_gpu::quant::file;
 use mnq_gpu::Error;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ use std::path::Path;
 fn quantized_file_edited(edit: impl Fn(&mut Value)) -> Vec<u8> {
     let model = synthetic::mobilenet_v1(0.25, 32, 7);
     let images: Vec<Vec<f32>> = vec![(0..32 * 32 * 3).map(|j| (j % 255) as f32 / 127.5 - 1.0).collect()];
-    let bytes = file::to_bytes(&quant::quantize::quantize(&model, &images).unwrap()).unwrap();
+    let bytes = file::to_bytes(&mnq_gpu::calibrate::quantize(&model, &images).unwrap()).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     let metadata = header["__metadata__"].as_object_mut().unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use mnq_gpu::gpu::{InnerProduct, Plan, Readback};
 use mnq_gpu::quant::QuantModel;
-use mnq_gpu::{cpu_ref, model, preprocess, quant, tflite};
+use mnq_gpu::{cpu_ref, model, preprocess, tflite};
 use std::path::Path;
 
 const MODEL: &str = "../shared/models/mobilenet_v1_0.75_224";
@@ -42,7 +42,7 @@ fn real_mobilenet_v1_0_75_matches_cpu_ref_at_every_layer() {
     };
     let float = model::tfjs::load(Path::new(MODEL)).expect("model");
     let calibration = load_model_inputs("calibration.txt", CALIBRATION_IMAGES, &float);
-    let quant = quant::quantize::quantize(&float, &calibration).expect("quantize");
+    let quant = mnq_gpu::calibrate::quantize(&float, &calibration).expect("quantize");
     let images: Vec<Vec<u8>> = load_model_inputs("evaluation.txt", TEST_IMAGES, &float)
         .iter()
         .map(|image| quant.quantize_input(image))

@@ -3,7 +3,7 @@
 
 use mnq_gpu::model::synthetic;
 use mnq_gpu::quant::file::{self, Integrity};
-use mnq_gpu::quant::{self, QuantModel};
+use mnq_gpu::quant::QuantModel;
 use mnq_gpu::Error;
 use std::path::Path;
 
@@ -12,7 +12,7 @@ fn quantized_file() -> (QuantModel, Vec<u8>) {
     let model = synthetic::mobilenet_v1(0.25, 32, 7);
     let images: Vec<Vec<f32>> =
         (0..2).map(|i| (0..32 * 32 * 3).map(|j| ((i * 7 + j) % 255) as f32 / 127.5 - 1.0).collect()).collect();
-    let quantized = quant::quantize::quantize(&model, &images).unwrap();
+    let quantized = mnq_gpu::calibrate::quantize(&model, &images).unwrap();
     let bytes = file::to_bytes(&quantized).unwrap();
     (quantized, bytes)
 }

@@ -1,11 +1,11 @@
 //! Quantization schemes: names parse, the exact transforms keep the float function, and each scheme does what
 //! it claims on small inputs.
 
+use mnq_gpu::calibrate::{mse_range, prepare};
 use mnq_gpu::cpu_ref::run_f32;
 use mnq_gpu::labels::read_list;
 use mnq_gpu::model::{synthetic, tfjs, Activation, Model, Op};
 use mnq_gpu::preprocess::load_image;
-use mnq_gpu::quant::quantize::{mse_range, prepare};
 use mnq_gpu::quant::scheme::{Architecture, RangeMethod, Scheme};
 use mnq_gpu::quant::transform::{depthwise_linear, equalize, fold_batch_norms, zero_variance_channels};
 use mnq_gpu::quant::Range;
@@ -172,7 +172,7 @@ fn zero_variance_depthwise_channels_see_exactly_zero_on_calibration_images() {
 /// `+sym` is TFLite's int8 weight convention: s = max|w|/127 per channel, round(w/s) ∈ [−127, 127] stored + 128.
 #[test]
 fn symmetric_weights_use_the_largest_magnitude_and_127_steps() {
-    use mnq_gpu::quant::quantize::symmetric_params;
+    use mnq_gpu::quant::weights::symmetric_params;
     let params = symmetric_params(Range { min: -0.5, max: 0.25 }, 8);
     assert_eq!((params.scale, params.zero_point), (0.5 / 127.0, 128));
     assert_eq!((params.quantize(-0.5), params.quantize(0.0), params.quantize(0.125)), (1, 128, 160));

@@ -2,7 +2,7 @@
 //! its entry point after its stem and declares its params struct as `<Stem>Params`; only the Dot4 composition
 //! uses `dot4U8Packed`.
 
-use mnq_gpu::gpu::shaders::{self, InnerProduct};
+use mnq_gpu::gpu::shaders::{self, InnerProduct, Kernel};
 
 fn pascal_case(stem: &str) -> String {
     stem.split('_')
@@ -25,9 +25,10 @@ fn validate(what: &str, source: &str) -> naga::Module {
 #[test]
 fn every_op_shader_validates_with_naga_after_composition() {
     for inner in InnerProduct::ALL {
-        for stem in shaders::STEMS {
+        for kernel in Kernel::ALL {
+            let stem = kernel.name();
             let what = format!("shaders/{stem}.wgsl with {inner:?}");
-            let module = validate(&what, &shaders::source(stem, inner).expect("a stem has a source"));
+            let module = validate(&what, &kernel.source(inner));
             assert!(module.entry_points.iter().any(|e| e.name == stem), "{what}: no entry point `{stem}`");
             let params = format!("{}Params", pascal_case(stem));
             let named = module.types.iter().any(|(_, ty)| ty.name.as_deref() == Some(params.as_str()));
@@ -47,10 +48,10 @@ fn common_wgsl_validates_with_each_inner_product() {
 /// merely names `dot4U8Packed` fails to compile there, even if it never calls it.
 #[test]
 fn only_the_dot4_composition_names_dot4u8packed() {
-    for stem in shaders::STEMS {
+    for kernel in Kernel::ALL {
         for inner in InnerProduct::ALL {
-            let names = shaders::source(stem, inner).unwrap().contains("dot4U8Packed(");
-            assert_eq!(names, inner == InnerProduct::Dot4, "{stem} with {inner:?}");
+            let names = kernel.source(inner).contains("dot4U8Packed(");
+            assert_eq!(names, inner == InnerProduct::Dot4, "{kernel:?} with {inner:?}");
         }
     }
 }

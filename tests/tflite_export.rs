@@ -2,11 +2,11 @@
 //! same quantized model, field for field (so the CPU reference and the GPU compute the same bytes on it); the
 //! schemes it cannot express are refused with the reason.
 
+use mnq_gpu::calibrate::quantize_scheme;
 use mnq_gpu::labels::read_list;
 use mnq_gpu::model::{tfjs, InputRange, Model};
 use mnq_gpu::preprocess::load_image;
 use mnq_gpu::quant::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
-use mnq_gpu::quant::quantize::quantize_scheme;
 use mnq_gpu::quant::QuantModel;
 use mnq_gpu::tflite::{self, export, ElementType, Imported};
 use std::path::Path;

@@ -2,13 +2,13 @@
 //! today's quantization, bias correction uses the b-bit error, the logits lose SQNR as bits go, and a layer
 //! quantized alone (`mnq-gpu sensitivity`) is exactly that layer of the fully quantized model.
 
+use mnq_gpu::calibrate::{calibrate, prepare, quantize_calibrated, Calibration};
 use mnq_gpu::cpu_ref::run_u8;
 use mnq_gpu::labels::read_list;
 use mnq_gpu::model::{tfjs, Model, Op};
 use mnq_gpu::preprocess::load_image;
-use mnq_gpu::quant::quantize::{calibrate, prepare, quantize_calibrated, Calibration};
 use mnq_gpu::quant::scheme::{RangeMethod, Scheme};
-use mnq_gpu::quant::sqnr::{model_sqnr, run_layer_alone};
+use mnq_gpu::sqnr::{model_sqnr, run_layer_alone};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::OnceLock;

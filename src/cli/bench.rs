@@ -6,9 +6,10 @@ use super::{print_json, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use mnq_gpu::cpu_ref;
+use mnq_gpu::engine::compare;
 use mnq_gpu::gpu::{AdapterInfo, AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::synthetic;
-use mnq_gpu::quant::{self, QuantModel, Requant};
+use mnq_gpu::quant::{QuantModel, Requant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -94,7 +95,7 @@ fn quantized_model(args: &BenchArgs) -> Result<QuantModel> {
                 .iter()
                 .map(|image| image.iter().map(|&q| f32::from(q) / 127.5 - 1.0).collect())
                 .collect();
-            let model = quant::quantize::quantize(&float, &calibration)?;
+            let model = mnq_gpu::calibrate::quantize(&float, &calibration)?;
             Ok(match args.model.requant.first() {
                 Some(&mode) => model.with_requant(mode),
                 None => model,
@@ -149,9 +150,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     for size in [1, batch] {
         let mut plan = Plan::new(&ctx, &model, size, inner)?;
         let outputs = plan.run(&ctx, &inputs[..size], Readback::Logits)?;
+        let shape = model.layers.last().expect("layers").output_shape;
         for (i, (got, want)) in outputs.iter().zip(&expected).enumerate() {
-            if got[0] != *want {
-                bail!("batch {size}, image {i}: GPU logits differ from the CPU integer reference; not timing");
+            if let Some(mismatch) = compare(&format!("batch {size}, image {i}, logits"), shape, want, &got[0]) {
+                bail!("{mismatch}: the GPU differs from the CPU integer reference; not timing");
             }
         }
         plan.run(&ctx, &inputs[..size], Readback::Logits)?; // second warm-up run

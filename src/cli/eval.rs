@@ -1,21 +1,15 @@
 //! `mnq-gpu eval`: top-1/top-5 of the float and int8 pipelines of every scheme over a labelled list, in one pass.
 
-use super::engine::{check_layers, Engine};
-use super::{
-    default_evaluation_list, load_images, print_json, progress_bar, DeviceArgs, ModelArgs, Quantized, EXIT_MISMATCH,
-};
+use super::{default_evaluation_list, load_images, print_json, progress_bar, DeviceArgs, ModelArgs, EXIT_MISMATCH};
 use anyhow::Result;
 use clap::Args;
-use mnq_gpu::cpu_ref;
-use mnq_gpu::labels::{read_list, top_k};
-use mnq_gpu::model::Model;
-use mnq_gpu::quant::scheme::Architecture;
+use mnq_gpu::engine::Evaluation;
+pub use mnq_gpu::engine::{Accuracy, ModeDifference};
+use mnq_gpu::labels::read_list;
 use mnq_gpu::quant::Requant;
-use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 /// Images decoded and evaluated together: bounds memory (a 224×224 float image is 600 KB).
 const CHUNK: usize = 48;
@@ -43,14 +37,6 @@ pub struct EvalArgs {
     csv: bool,
 }
 
-#[derive(Serialize, Default, Clone, Copy)]
-pub struct Accuracy {
-    pub top1_percent: f64,
-    pub top5_percent: f64,
-    /// Wall time of this pipeline's forward passes over all images (decoding excluded).
-    pub wall_s: f64,
-}
-
 #[derive(Serialize)]
 pub struct SchemeReport {
     pub scheme: String,
@@ -68,16 +54,6 @@ pub struct SchemeReport {
     /// Under a mode other than `double`, when the same scheme also ran under `double`: how its logits differ.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_double: Option<ModeDifference>,
-}
-
-/// How one requantization mode's int8 logits differ from `double`'s for the same scheme and images: the
-/// off-by-one measured on a whole network.
-#[derive(Serialize, Default, Clone, Copy)]
-pub struct ModeDifference {
-    pub logit_bytes_compared: usize,
-    pub logit_bytes_differing: usize,
-    /// Images whose top-1 class differs.
-    pub top1_differing: usize,
 }
 
 impl SchemeReport {
@@ -99,52 +75,6 @@ pub struct Report {
     /// The original float model.
     pub float: Accuracy,
     pub schemes: Vec<SchemeReport>,
-}
-
-/// Hits and time of one pipeline.
-#[derive(Default, Clone, Copy)]
-pub(super) struct Tally {
-    top1: usize,
-    top5: usize,
-    time: Duration,
-}
-
-impl Tally {
-    pub(super) fn add(&mut self, logits: &[Vec<f32>], classes: &[usize]) {
-        for (l, &class) in logits.iter().zip(classes) {
-            let top = top_k(l, 5);
-            self.top1 += usize::from(top[0] == class);
-            self.top5 += usize::from(top.contains(&class));
-        }
-    }
-
-    pub(super) fn merge(&mut self, other: &Tally) {
-        self.top1 += other.top1;
-        self.top5 += other.top5;
-        self.time += other.time;
-    }
-
-    pub(super) fn accuracy(&self, n: usize) -> Accuracy {
-        let percent = |hits: usize| 100.0 * hits as f64 / n.max(1) as f64;
-        Accuracy { top1_percent: percent(self.top1), top5_percent: percent(self.top5), wall_s: self.time.as_secs_f64() }
-    }
-}
-
-impl ModeDifference {
-    /// Counts one chunk: each image's u8 logits under this mode against the same image's under double.
-    fn add(&mut self, logits: &[Vec<u8>], double: &[Vec<u8>]) {
-        for (a, b) in logits.iter().zip(double) {
-            self.logit_bytes_compared += a.len();
-            self.logit_bytes_differing += a.iter().zip(b).filter(|(x, y)| x != y).count();
-            // The largest u8 logit is the top-1 (the dequantization is increasing); ties go to the first.
-            let top1 = |l: &[u8]| l.iter().enumerate().rev().max_by_key(|&(_, &q)| q).map(|(i, _)| i);
-            self.top1_differing += usize::from(top1(a) != top1(b));
-        }
-    }
-}
-
-fn float_logits(model: &Model, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    inputs.par_iter().map(|input| cpu_ref::run_f32(model, input).pop().expect("layers")).collect()
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
@@ -177,96 +107,44 @@ pub fn evaluate(
     let mut images = read_list(&list, float.imagenet_classes())?;
     images.truncate(limit.unwrap_or(usize::MAX));
     let quantized = model_args.quantized_models(&loaded)?;
-    let mut engine = Engine::new(device, &quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
-    // Folding, the zero-variance fix and equalization leave the float function as it is: only architecture
-    // changes need their own float pass.
-    let own_float = |index: usize| quantized[index].scheme.architecture() != Architecture::Original;
-    let mut original_float = Tally::default();
-    let mut floats = vec![Tally::default(); quantized.len()];
-    let mut int8s = vec![Tally::default(); quantized.len()];
-    let mut checked = vec![(0usize, 0usize); quantized.len()];
-    // For each model under another mode than double, the same scheme's model under double, if it runs too.
-    let double_of: Vec<Option<usize>> = quantized
-        .iter()
-        .map(|q| {
-            let same = |d: &Quantized| d.model.requant() == Requant::Double && d.model.scheme == q.model.scheme;
-            quantized.iter().position(same).filter(|_| q.model.requant() != Requant::Double)
-        })
-        .collect();
-    let mut vs_double = vec![ModeDifference::default(); quantized.len()];
+    let mut engine = device.engine(&quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
+    let mut evaluation = Evaluation::new(&quantized, check);
     let bar = progress_bar(images.len(), "evaluating");
     for chunk in images.chunks(CHUNK) {
         let paths: Vec<&Path> = chunk.iter().map(|i| i.path.as_path()).collect();
         // The output index of each label (TFLite models have a background output first).
         let classes: Vec<usize> = chunk.iter().map(|i| float.output_of_class(i.class)).collect();
         let inputs = load_images(&paths, float, "decoding")?;
-
-        let start = Instant::now();
-        original_float.add(&float_logits(float, &inputs), &classes);
-        original_float.time += start.elapsed();
-
-        let mut chunk_logits: Vec<Vec<Vec<u8>>> = Vec::with_capacity(quantized.len());
-        for (index, q) in quantized.iter().enumerate() {
-            if own_float(index) {
-                let start = Instant::now();
-                floats[index].add(&float_logits(&q.float, &inputs), &classes);
-                floats[index].time += start.elapsed();
-            }
-            let int8_inputs: Vec<Vec<u8>> = inputs.iter().map(|input| q.model.quantize_input(input)).collect();
-            let start = Instant::now();
-            let outputs = engine.run(index, &q.model, &int8_inputs, check)?;
-            int8s[index].time += start.elapsed();
-            let logits: Vec<Vec<f32>> =
-                outputs.iter().map(|layers| q.model.dequantize_logits(layers.last().expect("layers"))).collect();
-            int8s[index].add(&logits, &classes);
-            chunk_logits.push(outputs.iter().map(|layers| layers.last().expect("layers").clone()).collect());
-            if check {
-                let results: Vec<(usize, usize)> = int8_inputs
-                    .par_iter()
-                    .zip(&outputs)
-                    .map(|(input, layers)| {
-                        let (compared, mismatches) = check_layers(&q.model, input, layers);
-                        (compared, mismatches.iter().map(|m| m.differing_bytes).sum())
-                    })
-                    .collect();
-                for (compared, differing) in results {
-                    checked[index].0 += compared;
-                    checked[index].1 += differing;
-                }
-            }
-        }
-        for (index, double) in double_of.iter().enumerate() {
-            if let Some(double) = *double {
-                vs_double[index].add(&chunk_logits[index], &chunk_logits[double]);
-            }
-        }
+        evaluation.add(&mut engine, float, &quantized, &inputs, &classes)?;
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
 
-    let n = images.len();
     let schemes: Vec<SchemeReport> = quantized
         .iter()
         .enumerate()
-        .map(|(index, q)| SchemeReport {
-            scheme: q.scheme.to_string(),
-            requant: q.model.requant(),
-            device: engine.device(),
-            float: if own_float(index) { floats[index] } else { original_float }.accuracy(n),
-            int8: int8s[index].accuracy(n),
-            checked_bytes: check.then_some(checked[index].0),
-            differing_bytes: check.then_some(checked[index].1),
-            vs_double: double_of[index].map(|_| vs_double[index]),
+        .map(|(index, q)| {
+            let result = evaluation.scheme(index);
+            SchemeReport {
+                scheme: q.scheme.to_string(),
+                requant: q.model.requant(),
+                device: engine.device(),
+                float: result.float,
+                int8: result.int8,
+                checked_bytes: result.checked.map(|(compared, _)| compared),
+                differing_bytes: result.checked.map(|(_, differing)| differing),
+                vs_double: result.vs_double,
+            }
         })
         .collect();
     Ok(Report {
         model: float.name.clone(),
         list,
-        images: n,
+        images: evaluation.images(),
         threads: rayon::current_num_threads(),
         device: engine.device(),
-        adapter: engine.adapter(),
-        float: original_float.accuracy(n),
+        adapter: engine.adapter().map(ToString::to_string),
+        float: evaluation.float(),
         schemes,
     })
 }

@@ -4,7 +4,6 @@ mod arithmetic;
 mod bench;
 mod download;
 mod dump;
-mod engine;
 mod eval;
 mod export;
 mod inspect;
@@ -19,10 +18,13 @@ mod sqnr;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use mnq_gpu::model::{tfjs, Model};
-use mnq_gpu::quant::scheme::{Architecture, Scheme};
-use mnq_gpu::quant::{self, QuantModel, Requant};
-use mnq_gpu::{assets, labels, preprocess, tflite};
+pub use mnq_gpu::engine::{label, Loaded, Quantized, SchemeChoice};
+use mnq_gpu::engine::{Engine, Target, DEFAULT_BATCH};
+use mnq_gpu::gpu::AdapterOptions;
+use mnq_gpu::model::Model;
+use mnq_gpu::quant::scheme::Scheme;
+use mnq_gpu::quant::{QuantModel, Requant};
+use mnq_gpu::{assets, engine, labels, preprocess};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,81 +119,26 @@ pub struct DeviceArgs {
     pub lose_device_after: Option<usize>,
 }
 
-/// One `--scheme` entry: a scheme to calibrate, or `tflite`, the quantization a TFLite file holds.
-#[derive(Clone, Debug, PartialEq)]
-pub enum SchemeChoice {
-    /// The TFLite file's own quantization, imported as it is.
-    File,
-    Calibrate(Scheme),
-}
-
-impl SchemeChoice {
-    /// The float architecture the scheme runs (only the study's architecture changes differ from the model's).
-    pub fn architecture(&self) -> Architecture {
-        match self {
-            SchemeChoice::File => Architecture::Original,
-            SchemeChoice::Calibrate(scheme) => scheme.architecture,
+impl DeviceArgs {
+    /// Where the int8 pipeline runs.
+    pub fn target(&self) -> Target {
+        match self.device {
+            Device::Cpu => Target::Cpu,
+            Device::Gpu => Target::Gpu(AdapterOptions { name_filter: self.adapter.clone(), backends: None }),
         }
     }
-}
 
-impl std::str::FromStr for SchemeChoice {
-    type Err = mnq_gpu::Error;
-
-    fn from_str(name: &str) -> Result<SchemeChoice, mnq_gpu::Error> {
-        if name == tflite::SCHEME {
-            Ok(SchemeChoice::File)
-        } else {
-            name.parse().map(SchemeChoice::Calibrate)
+    /// The engine for `models` on the chosen device (naming the GPU adapter on stderr).
+    pub fn engine(&self, models: &[&QuantModel]) -> Result<Engine> {
+        let mut engine = Engine::new(&self.target(), models, DEFAULT_BATCH)?;
+        if let Some(adapter) = engine.adapter() {
+            eprintln!("GPU: {adapter}");
         }
-    }
-}
-
-impl std::fmt::Display for SchemeChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SchemeChoice::File => f.write_str(tflite::SCHEME),
-            SchemeChoice::Calibrate(scheme) => scheme.fmt(f),
+        if let Some(runs) = self.lose_device_after {
+            engine.lose_device_after(runs);
         }
+        Ok(engine)
     }
-}
-
-/// A quantized model with the float model its scheme quantized (BatchNorm folded, transforms applied).
-#[derive(Clone)]
-pub struct Quantized {
-    pub scheme: SchemeChoice,
-    pub float: Model,
-    pub model: QuantModel,
-    /// For a TFLite file's own quantization: per layer, the index of the file's tensor that layer computes.
-    pub tflite_tensors: Option<Vec<usize>>,
-}
-
-impl Quantized {
-    /// The scheme's name, with the requantization mode unless it is the default: `tf8`, `tf8/fp32`.
-    pub fn label(&self) -> String {
-        label(&self.scheme.to_string(), self.model.requant())
-    }
-
-    /// [`Quantized::label`] as a file or folder name: `tf8`, `tf8_fp32`, `cle-bc_mse`.
-    pub fn file_stem(&self) -> String {
-        self.label().replace(['/', '+'], "_")
-    }
-}
-
-/// A scheme's name with its requantization mode unless it is the default: `tf8`, `tf8/fp32`.
-pub fn label(scheme: &str, requant: Requant) -> String {
-    match requant {
-        Requant::Double => scheme.to_string(),
-        mode => format!("{scheme}/{mode}"),
-    }
-}
-
-/// The model a command runs: the float model, and what a TFLite file held.
-pub struct Loaded {
-    pub float: Model,
-    /// Where it came from, for reports: a folder, a file, or the built-in model.
-    pub source: PathBuf,
-    pub tflite: Option<tflite::Imported>,
 }
 
 /// Where the model comes from, shared by every subcommand.
@@ -235,83 +182,46 @@ impl ModelArgs {
                         "model: the built-in {} (no {DEFAULT_MODEL} beside this folder; pass --model)",
                         assets::EMBEDDED_MODEL_NAME
                     );
-                    let name = assets::EMBEDDED_MODEL_NAME;
-                    let imported = tflite::from_bytes(assets::EMBEDDED_MODEL, name, Path::new("<built-in>"))?;
-                    let source = PathBuf::from(format!("<built-in {name}.tflite>"));
-                    return Ok(Loaded { float: imported.float.clone(), source, tflite: Some(imported) });
+                    return Ok(Loaded::built_in()?);
                 }
             },
         };
-        if tflite::is_tflite_path(&path) {
-            let imported = tflite::load(&path)?;
-            Ok(Loaded { float: imported.float.clone(), source: path, tflite: Some(imported) })
-        } else {
-            Ok(Loaded { float: tfjs::load(&path)?, source: path, tflite: None })
-        }
+        Ok(Loaded::from_path(&path)?)
     }
 
     /// The --scheme entries, or the default: a TFLite file's own quantization, else tf8.
     pub fn schemes(&self, loaded: &Loaded) -> Vec<SchemeChoice> {
-        match (self.scheme.is_empty(), &loaded.tflite) {
-            (false, _) => self.scheme.clone(),
-            (true, Some(_)) => vec![SchemeChoice::File],
-            (true, None) => vec![SchemeChoice::Calibrate(Scheme::tf8())],
+        if self.scheme.is_empty() {
+            loaded.default_schemes()
+        } else {
+            self.scheme.clone()
         }
     }
 
     /// The quantized models: read from --quantized, imported from a TFLite file, or calibrated now for each
     /// --scheme; each under every --requant mode.
     pub fn quantized_models(&self, loaded: &Loaded) -> Result<Vec<Quantized>> {
-        let models = self.quantized_once(loaded)?;
-        if self.requant.is_empty() {
-            return Ok(models);
-        }
-        let mut all = Vec::with_capacity(models.len() * self.requant.len());
-        for q in models {
-            for &mode in &self.requant {
-                let model = q.model.clone().with_requant(mode);
-                model.validate().map_err(|reason| anyhow::anyhow!("{} under --requant {mode}: {reason}", q.scheme))?;
-                all.push(Quantized { model, ..q.clone() });
-            }
-        }
-        Ok(all)
-    }
-
-    /// [`ModelArgs::quantized_models`], each in the mode it was made or read with.
-    fn quantized_once(&self, loaded: &Loaded) -> Result<Vec<Quantized>> {
-        let float = &loaded.float;
-        if !self.quantized.is_empty() {
-            return self.quantized.iter().map(|path| read_quantized(path, float)).collect();
-        }
-        let schemes = self.schemes(loaded);
-        let calibrated: Vec<&Scheme> = schemes
-            .iter()
-            .filter_map(|s| match s {
-                SchemeChoice::Calibrate(scheme) => Some(scheme),
-                SchemeChoice::File => None,
-            })
-            .collect();
-        let inputs = if calibrated.is_empty() { Vec::new() } else { self.calibration_images(float, &calibrated)? };
-        schemes
-            .iter()
-            .map(|choice| match choice {
-                SchemeChoice::File => {
-                    let imported = loaded.tflite.as_ref().with_context(|| {
-                        format!("scheme `{}` is a TFLite file's own quantization; pass --model FILE.tflite", choice)
-                    })?;
-                    Ok(Quantized {
-                        scheme: SchemeChoice::File,
-                        float: imported.float.clone(),
-                        model: imported.model.clone(),
-                        tflite_tensors: Some(imported.tensors.clone()),
-                    })
+        let models = if self.quantized.is_empty() {
+            let schemes = self.schemes(loaded);
+            let calibrated: Vec<&Scheme> = schemes
+                .iter()
+                .filter_map(|s| match s {
+                    SchemeChoice::Calibrate(scheme) => Some(scheme),
+                    SchemeChoice::File => None,
+                })
+                .collect();
+            let inputs =
+                if calibrated.is_empty() { Vec::new() } else { self.calibration_images(&loaded.float, &calibrated)? };
+            loaded.quantize(&schemes, &inputs).map_err(|e| match e {
+                mnq_gpu::Error::Invalid(reason) if reason.contains("own quantization") => {
+                    anyhow::anyhow!("{reason}; pass --model FILE.tflite")
                 }
-                SchemeChoice::Calibrate(scheme) => {
-                    let (prepared, model) = quant::quantize::quantize_scheme(float, scheme, &inputs)?;
-                    Ok(Quantized { scheme: choice.clone(), float: prepared, model, tflite_tensors: None })
-                }
-            })
-            .collect()
+                e => e.into(),
+            })?
+        } else {
+            self.quantized.iter().map(|path| loaded.read_quantized(path)).collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(engine::with_requant(models, &self.requant)?)
     }
 
     /// The preprocessed calibration images, for `schemes`.
@@ -334,21 +244,6 @@ impl ModelArgs {
             None => find_shared(DEFAULT_CALIBRATION).context("no calibration list found; pass --calibration LIST"),
         }
     }
-}
-
-fn read_quantized(path: &Path, float: &Model) -> Result<Quantized> {
-    let model = quant::file::load(path)?;
-    anyhow::ensure!(
-        model.name == float.name && model.input_shape == float.input_shape && !model.synthetic,
-        "{} was quantized from {}{}, not from {}",
-        path.display(),
-        model.name,
-        if model.synthetic { " (synthetic weights, for benchmarks only)" } else { "" },
-        float.name
-    );
-    let scheme: Scheme = model.scheme.parse().with_context(|| format!("{}: scheme", path.display()))?;
-    let float = quant::quantize::prepare(float, &scheme);
-    Ok(Quantized { float, scheme: SchemeChoice::Calibrate(scheme), model, tflite_tensors: None })
 }
 
 /// The model `--model` names: an existing folder or file, else a model `mnq-gpu download` fetched.

@@ -1,10 +1,11 @@
 //! `mnq-gpu run IMAGE...`: top-k classes, float and int8 side by side; `--check` compares every layer of the
 //! int8 result with the CPU integer reference; `--dump` writes every layer's output.
 
-use super::engine::{check_layers, Engine, Mismatch};
 use super::{dump, print_json, DeviceArgs, ModelArgs, EXIT_MISMATCH};
 use anyhow::{Context, Result};
 use clap::Args;
+use mnq_gpu::engine::{check_layers, Mismatch};
+use mnq_gpu::gpu::Readback;
 use mnq_gpu::labels::{class_id, class_name, softmax, top_k};
 use mnq_gpu::model::Model;
 use mnq_gpu::quant::Requant;
@@ -104,10 +105,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         images.iter().map(|path| preprocess::load_model_input(path, float)).collect::<Result<Vec<_>, _>>()?
     };
     let quantized = args.model.quantized_models(&loaded)?;
-    let mut engine = Engine::new(&args.device, &quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
+    let mut engine = args.device.engine(&quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
     let k = usize::from(args.top);
 
-    let all_layers = args.check || args.dump.is_some();
+    let readback = if args.check || args.dump.is_some() { Readback::AllLayers } else { Readback::Logits };
     let mut dumped = Vec::new();
     let mut results: Vec<ImageResult> = images
         .iter()
@@ -121,7 +122,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .collect();
     for (index, q) in quantized.iter().enumerate() {
         let int8_inputs: Vec<Vec<u8>> = inputs.iter().map(|input| q.model.quantize_input(input)).collect();
-        let outputs = engine.run(index, &q.model, &int8_inputs, all_layers)?;
+        let outputs = engine.run(index, &int8_inputs, readback)?;
         if let Some(dir) = &args.dump {
             for (i, ((image, input), layers)) in images.iter().zip(&int8_inputs).zip(&outputs).enumerate() {
                 dumped.push(dump::write_run(dir, i, image, q, engine.device(), input, layers)?);
@@ -129,7 +130,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
         for ((result, input), layers) in results.iter_mut().zip(&int8_inputs).zip(&outputs) {
             let logits = q.model.dequantize_logits(layers.last().expect("layers"));
-            let mismatches = args.check.then(|| check_layers(&q.model, input, layers).1);
+            let mismatches = args.check.then(|| check_layers(&q.model, input, layers).mismatches);
             result.int8.push(Int8Result {
                 scheme: q.scheme.to_string(),
                 requant: q.model.requant(),

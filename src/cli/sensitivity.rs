@@ -11,19 +11,19 @@
 //! the all-8-bit model; then each moved layer is tried back at `--bits` in turn and kept there if the model
 //! stays within budget. Cost = total weight bits.
 
-use super::engine::{check_layers, Engine};
-use super::eval::Tally;
 use super::{default_evaluation_list, load_images, print_json, progress_bar, DeviceArgs, ModelArgs, SchemeChoice};
 use super::{Device, EXIT_MISMATCH};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use mnq_gpu::calibrate::{calibrate, prepare, quantize_calibrated};
 use mnq_gpu::cpu_ref;
+use mnq_gpu::engine::{check_layers, Tally};
+use mnq_gpu::gpu::Readback;
 use mnq_gpu::labels::read_list;
 use mnq_gpu::model::Model;
-use mnq_gpu::quant::quantize::{calibrate, prepare, quantize_calibrated};
 use mnq_gpu::quant::scheme::{RangeMethod, Scheme};
-use mnq_gpu::quant::sqnr::{powers, run_layer_alone, sqnr_db};
 use mnq_gpu::quant::QuantModel;
+use mnq_gpu::sqnr::{powers, run_layer_alone, sqnr_db};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -408,13 +408,14 @@ fn verify(
     inputs: &[Vec<u8>],
     classes: &[usize],
 ) -> Result<Verified> {
-    let mut engine = Engine::new(device, &[model])?;
+    let mut engine = device.engine(&[model])?;
     let on_gpu = device.device == Device::Gpu;
     let mut tally = Tally::default();
     let (mut checked, mut differing) = (0, 0);
     let bar = progress_bar(inputs.len(), "verifying");
     for (chunk, chunk_classes) in inputs.chunks(CHUNK).zip(classes.chunks(CHUNK)) {
-        let outputs = engine.run(0, model, chunk, on_gpu)?;
+        let readback = if on_gpu { Readback::AllLayers } else { Readback::Logits };
+        let outputs = engine.run(0, chunk, readback)?;
         let logits: Vec<Vec<f32>> =
             outputs.iter().map(|layers| model.dequantize_logits(layers.last().expect("layers"))).collect();
         tally.add(&logits, chunk_classes);
@@ -423,8 +424,8 @@ fn verify(
                 .par_iter()
                 .zip(&outputs)
                 .map(|(input, layers)| {
-                    let (compared, mismatches) = check_layers(model, input, layers);
-                    (compared, mismatches.iter().map(|m| m.differing_bytes).sum())
+                    let check = check_layers(model, input, layers);
+                    (check.compared_bytes, check.differing_bytes())
                 })
                 .collect();
             for (c, d) in results {
@@ -438,7 +439,7 @@ fn verify(
     Ok(Verified {
         scheme: scheme.name.clone(),
         device: engine.device(),
-        adapter: engine.adapter(),
+        adapter: engine.adapter().map(ToString::to_string),
         accuracy: accuracy(&tally, inputs.len()),
         checked_bytes: on_gpu.then_some(checked),
         differing_bytes: on_gpu.then_some(differing),

@@ -8,6 +8,7 @@ use super::{print_json, ModelArgs, EXIT_MISMATCH};
 use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::cpu_ref;
+use mnq_gpu::engine::compare;
 use mnq_gpu::gpu::{AdapterOptions, GpuContext, Plan, Readback};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -131,9 +132,10 @@ pub fn run(args: SoakArgs) -> Result<ExitCode> {
     let expected: Vec<Vec<u8>> =
         images.iter().map(|image| cpu_ref::run_u8(&model, image).pop().expect("layers")).collect();
     let (mut checked, mut differing) = (0u64, 0u64);
+    let shape = model.layers.last().expect("layers").output_shape;
     let mut check = |i: u64, logits: &[u8]| {
         checked += 1;
-        differing += u64::from(logits != expected[i as usize % IMAGES].as_slice());
+        differing += u64::from(compare("logits", shape, &expected[i as usize % IMAGES], logits).is_some());
     };
 
     let inner = ctx.inner_product();

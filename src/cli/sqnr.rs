@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use mnq_gpu::labels::read_list;
 use mnq_gpu::plot::{self, Series};
-use mnq_gpu::quant::sqnr::{model_sqnr, LayerSqnr};
+use mnq_gpu::sqnr::{model_sqnr, LayerSqnr};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -2,6 +2,8 @@
 //! an [`InnerProduct`], then one op's file. Each composition is valid WGSL (tests/shaders_are_valid.rs checks
 //! every one with naga).
 
+use crate::model::Op;
+
 /// Packing helpers, `requantize` and the per-channel `Channel` struct shared by every op. It calls `dot_u8x4`,
 /// which the inner-product file defines.
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -33,26 +35,57 @@ impl InnerProduct {
     }
 }
 
-/// Op stems: each names `shaders/<stem>.wgsl`, its entry point and `src/gpu/ops/<stem>.rs`.
-pub const STEMS: [&str; 4] = ["conv2d", "depthwise_conv2d", "pointwise_conv2d", "global_avg_pool"];
-
-/// The op file of a stem in [`STEMS`].
-pub fn op_source(stem: &str) -> Option<&'static str> {
-    Some(match stem {
-        "conv2d" => include_str!("../../shaders/conv2d.wgsl"),
-        "depthwise_conv2d" => include_str!("../../shaders/depthwise_conv2d.wgsl"),
-        "pointwise_conv2d" => include_str!("../../shaders/pointwise_conv2d.wgsl"),
-        "global_avg_pool" => include_str!("../../shaders/global_avg_pool.wgsl"),
-        _ => return None,
-    })
+/// The op kernels: each is `shaders/<name>.wgsl`, its entry point, and `src/gpu/ops/<name>.rs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Conv2d,
+    DepthwiseConv2d,
+    PointwiseConv2d,
+    GlobalAvgPool,
 }
 
-/// [`COMMON`], then `inner`'s file, then `op_source`: the module a pipeline is built from.
+impl Kernel {
+    pub const ALL: [Kernel; 4] =
+        [Kernel::Conv2d, Kernel::DepthwiseConv2d, Kernel::PointwiseConv2d, Kernel::GlobalAvgPool];
+
+    /// The kernel that runs `op`. The classifier is a 1×1 convolution of one pixel, as in
+    /// src/cpu_ref/classifier.rs.
+    pub fn of(op: Op) -> Kernel {
+        match op {
+            Op::Conv2d { .. } => Kernel::Conv2d,
+            Op::DepthwiseConv2d { .. } => Kernel::DepthwiseConv2d,
+            Op::PointwiseConv2d | Op::Classifier => Kernel::PointwiseConv2d,
+            Op::GlobalAvgPool => Kernel::GlobalAvgPool,
+        }
+    }
+
+    /// The file stem and entry point: `depthwise_conv2d`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Conv2d => "conv2d",
+            Kernel::DepthwiseConv2d => "depthwise_conv2d",
+            Kernel::PointwiseConv2d => "pointwise_conv2d",
+            Kernel::GlobalAvgPool => "global_avg_pool",
+        }
+    }
+
+    /// The op file, on its own (it needs [`COMMON`] and an inner product: [`Kernel::source`]).
+    pub fn op_source(self) -> &'static str {
+        match self {
+            Kernel::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+            Kernel::DepthwiseConv2d => include_str!("../../shaders/depthwise_conv2d.wgsl"),
+            Kernel::PointwiseConv2d => include_str!("../../shaders/pointwise_conv2d.wgsl"),
+            Kernel::GlobalAvgPool => include_str!("../../shaders/global_avg_pool.wgsl"),
+        }
+    }
+
+    /// The composed module a pipeline of this kernel is built from.
+    pub fn source(self, inner: InnerProduct) -> String {
+        compose(inner, self.op_source())
+    }
+}
+
+/// [`COMMON`], then `inner`'s file, then an op's file (`op_source`): a module a pipeline can be built from.
 pub fn compose(inner: InnerProduct, op_source: &str) -> String {
     format!("{COMMON}\n{}\n{op_source}", inner.source())
-}
-
-/// The composed module of a stem in [`STEMS`].
-pub fn source(stem: &str, inner: InnerProduct) -> Option<String> {
-    op_source(stem).map(|op| compose(inner, op))
 }

@@ -92,6 +92,37 @@ impl Op {
     pub fn has_weights(&self) -> bool {
         !matches!(self, Op::GlobalAvgPool)
     }
+
+    /// The convolutions before the pool, which BatchNorm follows and equalization rescales.
+    pub fn is_feature_convolution(&self) -> bool {
+        match self {
+            Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d => true,
+            Op::GlobalAvgPool | Op::Classifier => false,
+        }
+    }
+
+    /// The output shape on `input` with `channels` output channels (the depthwise and pool ops keep the input's),
+    /// and the number of weights.
+    pub fn output_and_weights(&self, input: Shape, channels: usize) -> (Shape, usize) {
+        let (h, _) = self.window(input.h);
+        let (w, _) = self.window(input.w);
+        match self {
+            Op::Conv2d { .. } => (Shape::new(h, w, channels), 9 * input.c * channels),
+            Op::DepthwiseConv2d { .. } => (Shape::new(h, w, input.c), 9 * input.c),
+            Op::PointwiseConv2d => (Shape::new(input.h, input.w, channels), input.c * channels),
+            Op::Classifier => (Shape::new(1, 1, channels), input.c * channels),
+            Op::GlobalAvgPool => (Shape::new(1, 1, input.c), 0),
+        }
+    }
+
+    /// The input channel that weight `index` of the kernel reads: kernels are [.., c_in, c_out] (HWIO), the
+    /// depthwise one [3, 3, c].
+    pub fn weight_input_channel(&self, index: usize, c_in: usize, c_out: usize) -> usize {
+        match self {
+            Op::DepthwiseConv2d { .. } => index % c_out,
+            Op::Conv2d { .. } | Op::PointwiseConv2d | Op::Classifier | Op::GlobalAvgPool => index / c_out % c_in,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

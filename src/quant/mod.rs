@@ -1,14 +1,15 @@
-//! Quantization: parameters, fixed-point requantization, schemes (TF8 and its fixes), the float transforms they
-//! use, calibration and quantization, the quantized model and its file format, and SQNR.
+//! Quantization's data and arithmetic: parameters, fixed-point requantization, schemes (TF8 and its fixes), the
+//! float transforms they use, quantizing one layer's weights, the quantized model and its file format. It sits
+//! below the CPU reference, which runs what it defines; calibration ([`crate::calibrate`]) and SQNR
+//! ([`crate::sqnr`]) sit above.
 
 pub mod file;
 pub mod fixed_point;
 mod params;
 mod qmodel;
-pub mod quantize;
 pub mod scheme;
-pub mod sqnr;
 pub mod transform;
+pub mod weights;
 
 pub use fixed_point::Requant;
 pub use params::{QuantParams, Range};

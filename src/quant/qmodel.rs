@@ -172,15 +172,7 @@ impl QuantModel {
                     layer.op.stride()
                 ));
             }
-            let (h, _) = layer.op.window(ins.h);
-            let (w, _) = layer.op.window(ins.w);
-            let (expected_out, weights) = match layer.op {
-                Op::Conv2d { .. } => (Shape::new(h, w, outs.c), 9 * ins.c * outs.c),
-                Op::DepthwiseConv2d { .. } => (Shape::new(h, w, ins.c), 9 * ins.c),
-                Op::PointwiseConv2d => (Shape::new(ins.h, ins.w, outs.c), ins.c * outs.c),
-                Op::Classifier => (Shape::new(1, 1, outs.c), ins.c * outs.c),
-                Op::GlobalAvgPool => (Shape::new(1, 1, ins.c), 0),
-            };
+            let (expected_out, weights) = layer.op.output_and_weights(ins, outs.c);
             if outs != expected_out {
                 return fail(format!("output shape {outs:?} does not fit op {:?} on {ins:?}", layer.op));
             }
@@ -213,7 +205,7 @@ impl QuantModel {
                 if layer.weight_zero_points.iter().any(|z| !(0..=255).contains(z))
                     || layer.multipliers.iter().any(|&m| m < 0)
                     || layer.shifts.iter().any(|s| !(-31..=30).contains(s))
-                    || layer.bias.iter().any(|b| i64::from(*b).abs() > super::quantize::BIAS_LIMIT)
+                    || layer.bias.iter().any(|b| i64::from(*b).abs() > super::weights::BIAS_LIMIT)
                 {
                     return fail("a zero point, multiplier, shift or bias is out of range".into());
                 }

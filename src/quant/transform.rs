@@ -96,22 +96,19 @@ fn output_channel_ranges(kernel: &[f32], channels: usize) -> Vec<f32> {
 /// max |w| over the weights that read each input channel.
 fn input_channel_ranges(layer: &Layer) -> Vec<f32> {
     let (c_in, c_out) = (layer.input_shape.c, layer.output_shape.c);
-    match layer.op {
-        Op::DepthwiseConv2d { .. } => output_channel_ranges(&layer.kernel, c_in),
-        _ => (0..c_in).map(|c| layer.kernel[c * c_out..][..c_out].iter().fold(0.0f32, |m, w| m.max(w.abs()))).collect(),
+    let mut ranges = vec![0.0f32; c_in];
+    for (i, w) in layer.kernel.iter().enumerate() {
+        let c = layer.op.weight_input_channel(i, c_in, c_out);
+        ranges[c] = ranges[c].max(w.abs());
     }
+    ranges
 }
 
 /// Multiply the weights that read input channel c by scales[c].
 fn scale_input_channels(layer: &mut Layer, scales: &[f32]) {
-    let c_out = layer.output_shape.c;
-    match layer.op {
-        Op::DepthwiseConv2d { .. } => scale_output_channels(&mut layer.kernel, scales),
-        _ => {
-            for (c, &s) in scales.iter().enumerate() {
-                layer.kernel[c * c_out..][..c_out].iter_mut().for_each(|w| *w *= s);
-            }
-        }
+    let (c_in, c_out) = (layer.input_shape.c, layer.output_shape.c);
+    for (i, w) in layer.kernel.iter_mut().enumerate() {
+        *w *= scales[layer.op.weight_input_channel(i, c_in, c_out)];
     }
 }
 
@@ -125,11 +122,8 @@ const EQUALIZATION_SWEEPS: usize = 20;
 /// ([`Layer::clip_max`]), which the integer kernels apply as a per-channel clamp, so the function is unchanged.
 pub fn equalize(model: &Model) -> Model {
     let mut equalized = model.clone();
-    let convs: Vec<usize> = (0..equalized.layers.len())
-        .filter(|&i| {
-            matches!(equalized.layers[i].op, Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d)
-        })
-        .collect();
+    let convs: Vec<usize> =
+        (0..equalized.layers.len()).filter(|&i| equalized.layers[i].op.is_feature_convolution()).collect();
     for _ in 0..EQUALIZATION_SWEEPS {
         for pair in convs.windows(2).filter(|p| p[1] == p[0] + 1) {
             let (head, tail) = equalized.layers.split_at_mut(pair[1]);

@@ -17,7 +17,7 @@ use super::schema_generated::tflite as fb;
 use crate::error::{Error, Result};
 use crate::model::{Activation, InputRange, Layer, Model, Op, Padding, Shape};
 use crate::quant::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
-use crate::quant::quantize::BIAS_LIMIT;
+use crate::quant::weights::BIAS_LIMIT;
 use crate::quant::{QLayer, QuantModel, QuantParams, Requant};
 use planus::ReadAsRoot;
 use std::path::{Path, PathBuf};

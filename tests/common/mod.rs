@@ -159,19 +159,11 @@ pub fn run_layer_gpu(gpu: &GpuContext, layer: &QLayer, input: &[u8], inner: Inne
     outputs.remove(0).remove(0)
 }
 
-/// Panics unless `actual == expected`, saying how many bytes differ and where the first is:
-/// `conv_pw_3: 17 of 802816 bytes differ; first at (y=4, x=111, c=63): expected 12, got 11`.
+/// Panics unless `actual == expected` (through the engine's one comparison routine), saying how many bytes
+/// differ and where the first is: `conv_pw_3: 17 of 802816 bytes differ; first at (y=4, x=111, c=63): expected
+/// 12, got 11`.
 pub fn assert_bit_exact(what: &str, shape: Shape, expected: &[u8], actual: &[u8]) {
-    assert_eq!(expected.len(), actual.len(), "{what}: output lengths differ");
-    let differing: Vec<usize> = (0..expected.len()).filter(|&i| expected[i] != actual[i]).collect();
-    if let Some(&first) = differing.first() {
-        let (y, x, c) = shape.coordinate(first);
-        panic!(
-            "{what}: {} of {} bytes differ; first at (y={y}, x={x}, c={c}): expected {}, got {}",
-            differing.len(),
-            expected.len(),
-            expected[first],
-            actual[first]
-        );
+    if let Some(mismatch) = mnq_gpu::engine::compare(what, shape, expected, actual) {
+        panic!("{mismatch}");
     }
 }

@@ -4,6 +4,7 @@ use super::{
     check_weights_len, groups, input_words, unsupported, workgroups, Channel, LayerSetup, WeightsTexture,
     TEXEL_CHANNELS,
 };
+use crate::gpu::shaders::Kernel;
 use crate::quant::QLayer;
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
@@ -98,7 +99,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     };
     Ok(LayerSetup {
         requant: layer.requant,
-        stem: "conv2d",
+        kernel: Kernel::Conv2d,
         params: bytemuck::bytes_of(&params).to_vec(),
         constants: Some((weights, channels)),
         per_image: true,

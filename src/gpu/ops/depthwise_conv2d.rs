@@ -1,6 +1,7 @@
 //! Depthwise 3×3 convolution. Mirrors shaders/depthwise_conv2d.wgsl.
 
 use super::{check_weights_len, groups, unsupported, workgroups, Channel, LayerSetup, WeightsTexture, TEXEL_CHANNELS};
+use crate::gpu::shaders::Kernel;
 use crate::quant::QLayer;
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
@@ -81,7 +82,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     };
     Ok(LayerSetup {
         requant: layer.requant,
-        stem: "depthwise_conv2d",
+        kernel: Kernel::DepthwiseConv2d,
         params: bytemuck::bytes_of(&params).to_vec(),
         constants: Some((weights, channels)),
         per_image: true,

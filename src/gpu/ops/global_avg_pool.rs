@@ -1,6 +1,7 @@
 //! Global average pool. Mirrors shaders/global_avg_pool.wgsl.
 
 use super::{groups, unsupported, workgroups, LayerSetup};
+use crate::gpu::shaders::Kernel;
 use crate::quant::QLayer;
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
@@ -28,7 +29,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         GlobalAvgPoolParams { height: ins.h as u32, width: ins.w as u32, groups: groups(ins.c) as u32, _padding: 0 };
     Ok(LayerSetup {
         requant: layer.requant,
-        stem: "global_avg_pool",
+        kernel: Kernel::GlobalAvgPool,
         params: bytemuck::bytes_of(&params).to_vec(),
         constants: None,
         per_image: true,

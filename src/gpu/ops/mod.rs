@@ -12,8 +12,8 @@ pub use depthwise_conv2d::DepthwiseConv2dParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
 pub use pointwise_conv2d::PointwiseConv2dParams;
 
-use super::shaders;
 use super::shaders::InnerProduct;
+use super::shaders::Kernel;
 use crate::model::{Op, Shape};
 use crate::quant::{QLayer, Requant};
 use crate::{Error, Result};
@@ -91,7 +91,7 @@ pub(crate) struct WeightsTexture {
 
 /// Everything one layer needs on the GPU besides its activation textures, computed on the host.
 pub(crate) struct LayerSetup {
-    pub stem: &'static str,
+    pub kernel: Kernel,
     /// The bytes of the op's params struct.
     pub params: Vec<u8>,
     /// The weights texture and per-channel constants of an op with weights, None for global_avg_pool.
@@ -139,9 +139,9 @@ pub(crate) fn input_words(shape: Shape) -> usize {
 /// The format of `op`'s input texture: Rgba32Uint (16 channels a texel, [`activation_texels`]), or R32Uint
 /// (4 channels a texel, [`input_words`]) for conv2d, which reads only the network's input image.
 pub(crate) fn input_format(op: Op) -> wgpu::TextureFormat {
-    match op {
-        Op::Conv2d { .. } => wgpu::TextureFormat::R32Uint,
-        _ => wgpu::TextureFormat::Rgba32Uint,
+    match Kernel::of(op) {
+        Kernel::Conv2d => wgpu::TextureFormat::R32Uint,
+        Kernel::DepthwiseConv2d | Kernel::PointwiseConv2d | Kernel::GlobalAvgPool => wgpu::TextureFormat::Rgba32Uint,
     }
 }
 
@@ -149,12 +149,11 @@ pub(crate) fn input_format(op: Op) -> wgpu::TextureFormat {
 /// constants and params.
 pub(crate) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
     check_per_channel(layer)?;
-    match layer.op {
-        Op::Conv2d { .. } => conv2d::setup(layer),
-        Op::DepthwiseConv2d { .. } => depthwise_conv2d::setup(layer),
-        // The classifier is a 1×1 convolution of one pixel, as in src/cpu_ref/classifier.rs.
-        Op::PointwiseConv2d | Op::Classifier => pointwise_conv2d::setup(layer, batch),
-        Op::GlobalAvgPool => global_avg_pool::setup(layer),
+    match Kernel::of(layer.op) {
+        Kernel::Conv2d => conv2d::setup(layer),
+        Kernel::DepthwiseConv2d => depthwise_conv2d::setup(layer),
+        Kernel::PointwiseConv2d => pointwise_conv2d::setup(layer, batch),
+        Kernel::GlobalAvgPool => global_avg_pool::setup(layer),
     }
 }
 
@@ -234,7 +233,7 @@ fn layout_entry(binding: u32, kind: Binding, weights_sint: bool) -> wgpu::BindGr
 /// signed. [`GpuContext`](super::GpuContext) keeps one pipeline per key for its lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct PipelineKey {
-    stem: &'static str,
+    kernel: Kernel,
     inner: InnerProduct,
     requant: Requant,
     weights_sint: bool,
@@ -242,7 +241,7 @@ pub(crate) struct PipelineKey {
 
 impl LayerSetup {
     pub fn pipeline_key(&self, inner: InnerProduct) -> PipelineKey {
-        PipelineKey { stem: self.stem, inner, requant: self.requant, weights_sint: self.weights_sint() }
+        PipelineKey { kernel: self.kernel, inner, requant: self.requant, weights_sint: self.weights_sint() }
     }
 
     fn weights_sint(&self) -> bool {
@@ -257,7 +256,7 @@ pub(crate) fn pipeline(
     setup: &LayerSetup,
     inner: InnerProduct,
 ) -> (wgpu::BindGroupLayout, wgpu::ComputePipeline) {
-    let stem = setup.stem;
+    let stem = setup.kernel.name();
     let weights_sint = setup.weights_sint();
     let entries: Vec<_> =
         setup.bindings().iter().enumerate().map(|(i, &kind)| layout_entry(i as u32, kind, weights_sint)).collect();
@@ -268,7 +267,7 @@ pub(crate) fn pipeline(
         bind_group_layouts: &[Some(&layout)],
         immediate_size: 0,
     });
-    let source = shaders::source(stem, inner).expect("every op stem has a shader");
+    let source = setup.kernel.source(inner);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(stem),
         source: wgpu::ShaderSource::Wgsl(source.into()),

@@ -1,6 +1,7 @@
 //! 1×1 convolution, and the classifier (the same op on one pixel). Mirrors shaders/pointwise_conv2d.wgsl.
 
 use super::{check_weights_len, groups, unsupported, workgroups, Channel, LayerSetup, WeightsTexture, TEXEL_CHANNELS};
+use crate::gpu::shaders::Kernel;
 use crate::quant::QLayer;
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
@@ -69,7 +70,7 @@ pub(super) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
     };
     Ok(LayerSetup {
         requant: layer.requant,
-        stem: "pointwise_conv2d",
+        kernel: Kernel::PointwiseConv2d,
         params: bytemuck::bytes_of(&params).to_vec(),
         constants: Some((weights, channels)),
         per_image,

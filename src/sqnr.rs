@@ -5,9 +5,9 @@
 //! - *local*: the quantized layer is fed the quantized float input of that layer, so it shows which layer
 //!   creates the loss.
 
-use super::{QLayer, QuantModel, QuantParams};
 use crate::cpu_ref;
 use crate::model::Model;
+use crate::quant::{QLayer, QuantModel, QuantParams};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
