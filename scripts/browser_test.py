@@ -303,6 +303,22 @@ def main():
                 "native_gpu_batch1_median_ms": batch1 and batch1["median_ms"],
             }
 
+        # The fallback inner product (plain WGSL, for browsers without dot4U8Packed), forced: still bit-exact.
+        url = images[-1][0]
+        query = {"model": args.model, "scheme": "tflite", "image": url, "auto": "1", "inner": "unpack"}
+        driver.open(base + "?" + urllib.parse.urlencode(query))
+        state, result = wait_for_result(driver, args.timeout)
+        gpu = (result or {}).get("int8_gpu")
+        if state != "done" or gpu is None:
+            check(args.allow_no_webgpu and state == "done", f"inner=unpack: no WebGPU result ({state})")
+        else:
+            got, expected = bytes(gpu["logits"]), native_logits[("tflite", url)]
+            check(
+                result["inner_product"] == "unpack" and result["bit_exact"] and got == expected,
+                f"inner=unpack ({result['inner_product']}): bit-exact, logits equal native "
+                f"({sum(a != b for a, b in zip(got, expected))} of {len(expected)} differ)",
+            )
+
         # A truncated JPEG: the page must show an error, not hang or print results.
         truncated = (ROOT / "assets/grace_hopper.jpg").read_bytes()[:400]
         data_url = "data:image/jpeg;base64," + base64.b64encode(truncated).decode()

@@ -88,7 +88,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     eprintln!("page: {}", site.dist.display());
     match &site.models {
         Some(dir) => eprintln!("models: {} and the built-in {}", dir.display(), assets::EMBEDDED_MODEL_NAME),
-        None => eprintln!("models: the built-in {} (no {DEFAULT_MODELS} found; pass --models)", assets::EMBEDDED_MODEL_NAME),
+        None => {
+            eprintln!("models: the built-in {} (no {DEFAULT_MODELS} found; pass --models)", assets::EMBEDDED_MODEL_NAME)
+        }
     }
     eprintln!("calibration: {} images", site.calibration.len());
     // The one line on stdout: scripts read the URL from it.
@@ -265,10 +267,8 @@ fn file_name(path: &Path) -> String {
 fn safe_join(root: &Path, relative: &str) -> Option<PathBuf> {
     let mut path = root.to_path_buf();
     for component in relative.split('/') {
-        let plain = !component.is_empty()
-            && component != "."
-            && component != ".."
-            && !component.contains(['\\', '\0', ':']);
+        let plain =
+            !component.is_empty() && component != "." && component != ".." && !component.contains(['\\', '\0', ':']);
         if !plain {
             return None;
         }

@@ -6,13 +6,11 @@
 //! reference, the int8 CPU reference and, when a GPU is attached, the int8 WGSL shaders, then compares the two
 //! int8 runs layer by layer (bit for bit) and measures each layer's SQNR against float. Results go back as JSON.
 
-use mnq_gpu::gpu::{AdapterOptions, GpuContext, Plan, Readback};
+use mnq_gpu::engine::{self, Loaded, Mismatch, Quantized, SchemeChoice};
+use mnq_gpu::gpu::{AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::labels::{class_id, class_name, softmax, top_k};
-use mnq_gpu::model::tfjs::TfjsModel;
 use mnq_gpu::model::Model;
-use mnq_gpu::quant::scheme::Scheme;
-use mnq_gpu::quant::{quantize, sqnr, QuantModel};
-use mnq_gpu::{cpu_ref, preprocess, tflite};
+use mnq_gpu::{cpu_ref, preprocess, sqnr};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -48,8 +46,7 @@ fn now_ms() -> f64 {
 /// A float model and, for a TFLite file, the quantization the file holds.
 #[wasm_bindgen]
 pub struct Net {
-    float: Model,
-    tflite: Option<tflite::Imported>,
+    loaded: Loaded,
 }
 
 #[wasm_bindgen]
@@ -57,8 +54,8 @@ impl Net {
     /// A quantized TFLite MobileNetV1 from its file's bytes; `name` names it in errors.
     #[wasm_bindgen(js_name = fromTflite)]
     pub fn from_tflite(name: &str, bytes: &[u8]) -> Result<Net, JsError> {
-        let imported = tflite::from_bytes(bytes, name.trim_end_matches(".tflite"), Path::new(name)).map_err(js_error)?;
-        Ok(Net { float: imported.float.clone(), tflite: Some(imported) })
+        let loaded = Loaded::from_tflite_bytes(bytes, name.trim_end_matches(".tflite")).map_err(js_error)?;
+        Ok(Net { loaded })
     }
 
     /// A TF.js layers MobileNetV1: `model.json`'s bytes and its shards, `names[i]` being the path model.json gives
@@ -71,62 +68,48 @@ impl Net {
                 shard.dyn_into().map_err(|_| js_error(format!("shard {shard_name} is not a Uint8Array")))?;
             bytes.insert(shard_name, shard.to_vec());
         }
-        let model = TfjsModel::from_bytes(Path::new(name), json, bytes).and_then(|m| m.model()).map_err(js_error)?;
-        Ok(Net { float: model, tflite: None })
+        Ok(Net { loaded: Loaded::from_tfjs_bytes(name, json, bytes).map_err(js_error)? })
     }
 
     pub fn name(&self) -> String {
-        self.float.name.clone()
+        self.loaded.float.name.clone()
     }
 
     /// The input's height and width in pixels.
     #[wasm_bindgen(js_name = inputSize)]
     pub fn input_size(&self) -> usize {
-        self.float.input_shape.h
+        self.loaded.float.input_shape.h
     }
 
     /// Whether the model came from a TFLite file (and so offers the `tflite` scheme).
     #[wasm_bindgen(js_name = isTflite)]
     pub fn is_tflite(&self) -> bool {
-        self.tflite.is_some()
+        self.loaded.tflite.is_some()
     }
 
     /// The int8 pipeline of `scheme`: `tflite` (a TFLite file's own quantization) or a scheme name as the CLI
     /// takes it (`tf8`, `per-channel+sym`, …), calibrated on `calibration`, encoded JPEG/PNG images
     /// (`Uint8Array`s).
     pub fn quantize(&self, scheme: &str, calibration: js_sys::Array) -> Result<Pipeline, JsError> {
-        let (prepared, model) = if scheme == tflite::SCHEME {
-            let imported = self.tflite.as_ref().ok_or_else(|| {
-                js_error("scheme `tflite` is a TFLite file's own quantization: pick a .tflite model or another scheme")
-            })?;
-            (imported.float.clone(), imported.model.clone())
-        } else {
-            let parsed: Scheme = scheme.parse().map_err(js_error)?;
-            if calibration.length() == 0 {
-                return Err(js_error(format!("scheme `{scheme}` needs calibration images (at least one)")));
-            }
-            let mut images = Vec::with_capacity(calibration.length() as usize);
+        let choice: SchemeChoice = scheme.parse().map_err(js_error)?;
+        let float = &self.loaded.float;
+        let mut images = Vec::new();
+        if engine::needs_calibration(std::slice::from_ref(&choice)) {
             for (i, image) in calibration.iter().enumerate() {
                 let bytes: js_sys::Uint8Array =
                     image.dyn_into().map_err(|_| js_error(format!("calibration image {i} is not a Uint8Array")))?;
                 let path = format!("calibration image {i}");
-                let input = preprocess::decode_image(
-                    &bytes.to_vec(),
-                    Path::new(&path),
-                    self.float.input_shape,
-                    self.float.input_range,
-                )
-                .map_err(js_error)?;
+                let input =
+                    preprocess::decode_image(&bytes.to_vec(), Path::new(&path), float.input_shape, float.input_range)
+                        .map_err(js_error)?;
                 images.push(input);
             }
-            quantize::quantize_scheme(&self.float, &parsed, &images).map_err(js_error)?
-        };
+        }
+        let quantized = self.loaded.quantize(&[choice], &images).map_err(js_error)?.pop().expect("one scheme");
         let inner = Inner {
-            scheme: scheme.to_string(),
-            same_float: self.tflite.is_some() && scheme == tflite::SCHEME,
-            float: self.float.clone(),
-            prepared,
-            model,
+            same_float: quantized.scheme == SchemeChoice::File,
+            float: float.clone(),
+            quantized,
             gpu: RefCell::new(None),
         };
         Ok(Pipeline { inner: Rc::new(inner) })
@@ -167,37 +150,44 @@ pub struct Pipeline {
 }
 
 struct Inner {
-    scheme: String,
-    /// Whether `prepared` is `float` (a TFLite file's own quantization), so the float pass runs once.
+    /// Whether `quantized.float` is `float` (a TFLite file's own quantization), so the float pass runs once.
     same_float: bool,
     /// The model as loaded: the float top-5, as `mnq-gpu run` shows it.
     float: Model,
-    /// The float model the scheme quantized (BatchNorm folded, its transforms applied): the SQNR's signal.
-    prepared: Model,
-    model: QuantModel,
+    /// The quantized model and the float model its scheme quantized (BatchNorm folded, transforms applied): the
+    /// SQNR's signal.
+    quantized: Quantized,
     /// The device and this pipeline's plan; taken out while a run awaits the GPU (a second classify meanwhile
     /// runs on the CPU reference only).
-    gpu: RefCell<Option<(Rc<GpuContext>, Plan)>>,
+    gpu: RefCell<Option<(Rc<GpuContext>, Plan, InnerProduct)>>,
 }
 
 #[wasm_bindgen]
 impl Pipeline {
-    /// Build this pipeline's GPU plan on `gpu` (batch 1, the fastest inner product the browser's WGSL has);
-    /// resolves when it is ready, rejects with the reason it cannot be built.
+    /// Build this pipeline's GPU plan on `gpu` at batch 1 with the inner product `inner`: `dot4`
+    /// (`dot4U8Packed`), `unpack` (plain WGSL, the fallback), or empty for the fastest the browser's WGSL has.
+    /// Resolves when the plan is ready; rejects with the reason it cannot be built.
     #[wasm_bindgen(js_name = attachGpu)]
-    pub fn attach_gpu(&self, gpu: &Gpu) -> js_sys::Promise {
-        let (inner, ctx) = (Rc::clone(&self.inner), Rc::clone(&gpu.ctx));
-        wasm_bindgen_futures::future_to_promise(async move {
-            let plan = Plan::new_async(&ctx, &inner.model, 1, ctx.inner_product())
+    pub fn attach_gpu(&self, gpu: &Gpu, inner: &str) -> Result<js_sys::Promise, JsError> {
+        let inner = match inner {
+            "" => gpu.ctx.inner_product(),
+            "unpack" => InnerProduct::Unpack,
+            "dot4" if gpu.ctx.supports(InnerProduct::Dot4) => InnerProduct::Dot4,
+            "dot4" => return Err(js_error("this browser's WGSL lacks packed_4x8_integer_dot_product (dot4U8Packed)")),
+            other => return Err(js_error(format!("inner product `{other}`: expected dot4 or unpack"))),
+        };
+        let (pipeline, ctx) = (Rc::clone(&self.inner), Rc::clone(&gpu.ctx));
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let plan = Plan::new_async(&ctx, &pipeline.quantized.model, 1, inner)
                 .await
                 .map_err(|e| JsValue::from(js_error(e)))?;
-            *inner.gpu.borrow_mut() = Some((ctx, plan));
+            *pipeline.gpu.borrow_mut() = Some((ctx, plan, inner));
             Ok(JsValue::UNDEFINED)
-        })
+        }))
     }
 
     pub fn scheme(&self) -> String {
-        self.inner.scheme.clone()
+        self.inner.quantized.label()
     }
 
     /// Classify one encoded image (JPEG or PNG bytes; `name` names it in errors): resolves to the JSON of a
@@ -234,6 +224,8 @@ struct LayerReport {
     name: String,
     /// Bytes of this layer's output that differ between the GPU and the CPU reference; null without a GPU.
     differing_bytes: Option<usize>,
+    /// Where the GPU first differs, when it does.
+    mismatch: Option<String>,
     bytes: usize,
     /// SQNR against float with errors accumulated from the input on (null where the noise is zero).
     sqnr_db: f64,
@@ -255,6 +247,8 @@ pub struct Classification {
     int8_gpu: Option<Int8Run>,
     /// The GPU run again, [`TIMED_RUNS`] times reading back the logits only (as `mnq-gpu bench` times it), in ms.
     gpu_logits_ms: Option<Vec<f64>>,
+    /// The GPU plan's inner product (`dot4` or `unpack`); null without a GPU.
+    inner_product: Option<String>,
     /// Whether every layer of the GPU run, and the logits of every timed run, equal the CPU reference's, byte for
     /// byte; null without a GPU.
     bit_exact: Option<bool>,
@@ -311,42 +305,44 @@ impl Inner {
         let float = predictions(&self.float, float_layers.last().expect("a model has layers"));
         let float_ms = now_ms() - start;
 
-        let quantized_input = self.model.quantize_input(&input);
+        let model = &self.quantized.model;
+        let quantized_input = model.quantize_input(&input);
         let start = now_ms();
-        let cpu_layers = cpu_ref::run_u8(&self.model, &quantized_input);
+        let cpu_layers = cpu_ref::run_u8(model, &quantized_input);
         let int8_cpu = self.int8_run(&cpu_layers, now_ms() - start);
 
         let taken = self.gpu.borrow_mut().take();
-        let gpu_layers = match taken {
-            Some((ctx, mut plan)) => {
+        let (gpu_layers, inner_product) = match taken {
+            Some((ctx, mut plan, inner)) => {
                 let result = gpu_runs(&ctx, &mut plan, &quantized_input).await;
-                *self.gpu.borrow_mut() = Some((ctx, plan));
-                Some(result?)
+                *self.gpu.borrow_mut() = Some((ctx, plan, inner));
+                Some((result?, inner))
             }
             None => None,
-        };
+        }
+        .unzip();
 
         let start = now_ms();
         let prepared_layers;
         let signal = if self.same_float {
             &float_layers
         } else {
-            prepared_layers = cpu_ref::run_f32(&self.prepared, &input);
+            prepared_layers = cpu_ref::run_f32(&self.quantized.float, &input);
             &prepared_layers
         };
-        let mut layers = Vec::with_capacity(self.model.layers.len());
-        for (i, layer) in self.model.layers.iter().enumerate() {
+        let mut layers = Vec::with_capacity(model.layers.len());
+        for (i, layer) in model.layers.iter().enumerate() {
             let float_input = if i == 0 { &input } else { &signal[i - 1] };
             let alone = sqnr::run_layer_alone(layer, float_input);
             let (power, noise) = sqnr::powers(&signal[i], &cpu_layers[i], layer.output);
             let (local_power, local_noise) = sqnr::powers(&signal[i], &alone, layer.output);
-            let differing_bytes = gpu_layers.as_ref().map(|gpu| {
-                let (expected, got) = (&cpu_layers[i], &gpu.layers[i]);
-                expected.iter().zip(got).filter(|(a, b)| a != b).count() + expected.len().abs_diff(got.len())
-            });
+            let mismatch: Option<Option<Mismatch>> = gpu_layers
+                .as_ref()
+                .map(|gpu| engine::compare(&layer.name, layer.output_shape, &cpu_layers[i], &gpu.layers[i]));
             layers.push(LayerReport {
                 name: layer.name.clone(),
-                differing_bytes,
+                differing_bytes: mismatch.as_ref().map(|m| m.as_ref().map_or(0, |m| m.differing_bytes)),
+                mismatch: mismatch.flatten().map(|m| m.to_string()),
                 bytes: cpu_layers[i].len(),
                 sqnr_db: sqnr::sqnr_db(power, noise),
                 local_sqnr_db: sqnr::sqnr_db(local_power, local_noise),
@@ -360,7 +356,7 @@ impl Inner {
         });
         Ok(Classification {
             model: self.float.name.clone(),
-            scheme: self.scheme.clone(),
+            scheme: self.quantized.label(),
             image: name.to_string(),
             decode_ms,
             float,
@@ -368,6 +364,7 @@ impl Inner {
             int8_cpu,
             int8_gpu: gpu_layers.as_ref().map(|g| self.int8_run(&g.layers, g.elapsed_ms)),
             gpu_logits_ms: gpu_layers.as_ref().map(|g| g.logits_ms.clone()),
+            inner_product: inner_product.map(|inner| format!("{inner:?}").to_lowercase()),
             bit_exact,
             layers,
             sqnr_ms,
@@ -376,7 +373,7 @@ impl Inner {
 
     fn int8_run(&self, layers: &[Vec<u8>], elapsed_ms: f64) -> Int8Run {
         let logits = layers.last().expect("a model has layers").clone();
-        let top = predictions(&self.float, &self.model.dequantize_logits(&logits));
+        let top = predictions(&self.float, &self.quantized.model.dequantize_logits(&logits));
         Int8Run { top, logits, elapsed_ms }
     }
 }
