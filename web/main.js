@@ -40,6 +40,23 @@ async function fetchBytes(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+/// Every URL's bytes (or null where `optional` and the fetch fails), at most FETCHES at a time. Chromium 148 never
+/// received the responses `mnq-gpu serve` (tiny_http 0.12) sent on its 5th and 6th parallel connections to the
+/// server, so the page keeps to four.
+const FETCHES = 4;
+async function fetchAll(urls, optional = false) {
+  const out = new Array(urls.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < urls.length) {
+      const i = next++;
+      out[i] = optional ? await fetchBytes(urls[i]).catch(() => null) : await fetchBytes(urls[i]);
+    }
+  };
+  await Promise.all([...Array(Math.min(FETCHES, urls.length)).keys()].map(worker));
+  return out;
+}
+
 async function loadNet(entry) {
   if (nets.has(entry.id)) return nets.get(entry.id);
   let net;
@@ -49,7 +66,7 @@ async function loadNet(entry) {
     const json = await fetchBytes(entry.url + "model.json");
     const manifest = JSON.parse(new TextDecoder().decode(json)).weightsManifest ?? [];
     const paths = manifest.flatMap((group) => group.paths);
-    const shards = await Promise.all(paths.map((p) => fetchBytes(entry.url + p).catch(() => null)));
+    const shards = await fetchAll(paths.map((p) => entry.url + p), true);
     // A shard the server lacks is left out: the engine's error names the tensor it held.
     const present = paths.map((p, i) => [p, shards[i]]).filter(([, s]) => s !== null);
     net = Net.fromTfjs(entry.name, json, present.map(([p]) => p), present.map(([, s]) => s));
@@ -67,7 +84,7 @@ async function loadPipeline(entry, scheme, count) {
     if (index.calibration_images === 0) throw new Error(`scheme ${scheme} needs calibration images; the server has none`);
     const n = Math.min(count, index.calibration_images);
     setState("busy", `fetching ${n} calibration images…`);
-    calibration = await Promise.all([...Array(n).keys()].map((i) => fetchBytes(`/calibration/${i}`)));
+    calibration = await fetchAll([...Array(n).keys()].map((i) => `/calibration/${i}`));
     setState("busy", `calibrating ${scheme} on ${n} images…`);
     await repaint();
   }
