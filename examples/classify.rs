@@ -33,7 +33,7 @@ fn main() -> Result<(), mnq_gpu::Error> {
         }
     };
     let int8_input = quantized.model.quantize_input(&input);
-    let layers = engine.run(0, &[int8_input.clone()], Readback::AllLayers)?.remove(0);
+    let layers = engine.run(0, std::slice::from_ref(&int8_input), Readback::AllLayers)?.remove(0);
     let check = check_layers(&quantized.model, &int8_input, &layers);
     let logits = quantized.model.dequantize_logits(layers.last().expect("layers"));
     let probabilities = softmax(&logits);

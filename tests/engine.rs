@@ -48,7 +48,7 @@ fn check_layers_finds_a_changed_byte_and_says_where() {
     let input = q.model.quantize_input(&built_in_input(&loaded));
     let mut outputs = Engine::new(&Target::Cpu, &[&q.model], 1)
         .unwrap()
-        .run(0, &[input.clone()], Readback::AllLayers)
+        .run(0, std::slice::from_ref(&input), Readback::AllLayers)
         .unwrap()
         .remove(0);
     let layer = 5;

@@ -21,7 +21,8 @@ mod evaluate;
 mod load;
 mod runner;
 
+pub use crate::gpu::Outputs;
 pub use check::{check_layers, compare, Check, Mismatch};
 pub use evaluate::{Accuracy, Evaluation, ModeDifference, SchemeResult, Tally};
 pub use load::{label, needs_calibration, with_requant, Loaded, Quantized, SchemeChoice};
-pub use runner::{Engine, Outputs, Target, DEFAULT_BATCH};
+pub use runner::{Engine, Target, DEFAULT_BATCH};

@@ -1,15 +1,12 @@
 //! Where the int8 pipeline runs: the CPU integer reference, or one GPU plan per model on one device.
 
 use crate::cpu_ref;
-use crate::gpu::{AdapterInfo, AdapterOptions, GpuContext, Plan, Readback};
+use crate::gpu::{AdapterInfo, AdapterOptions, GpuContext, Outputs, Plan, Readback};
 use crate::quant::QuantModel;
 use crate::{Error, Result};
 
 /// Images per GPU submit unless told otherwise.
 pub const DEFAULT_BATCH: usize = 8;
-
-/// Per image, the outputs read back, each NHWC u8: every layer's (the logits last) or only the logits.
-pub type Outputs = Vec<Vec<Vec<u8>>>;
 
 /// Where the int8 pipeline runs.
 #[derive(Clone, Debug)]

@@ -9,7 +9,7 @@ pub mod shaders;
 
 pub use context::{AdapterInfo, AdapterOptions, GpuContext};
 pub use ops::{Channel, Conv2dParams, DepthwiseConv2dParams, GlobalAvgPoolParams, PointwiseConv2dParams};
-pub use plan::{LayerTime, Plan, Profile, Readback};
+pub use plan::{LayerTime, Outputs, Plan, Profile, Readback};
 pub use shaders::{InnerProduct, Kernel};
 
 /// Runs one of the engine's futures to completion on this thread: where native callers block on the async GPU

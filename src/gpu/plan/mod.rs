@@ -1,5 +1,5 @@
 //! The execution plan: built once per [`QuantModel`] and batch size, run many times. It holds one pipeline per
-//! op stem, every layer's params buffer, constant textures (packed weights, per-channel constants) and bind group,
+//! op kernel, every layer's params buffer, constant textures (packed weights, per-channel constants) and bind group,
 //! and three activation textures reused by lifetime: the packed input, then two that the layers ping-pong between
 //! (rgba32uint, 16 channels a texel, so no layer reads a storage buffer). A run uploads a chunk of images in one
 //! write, records every layer into one command encoder (one compute pass per layer, so timestamps can bracket
@@ -44,7 +44,7 @@ pub struct Profile {
 }
 
 /// Per image, per layer read back, NHWC u8.
-type Outputs = Vec<Vec<Vec<u8>>>;
+pub type Outputs = Vec<Vec<Vec<u8>>>;
 
 /// One layer's recorded work.
 struct Step {
