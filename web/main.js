@@ -113,6 +113,10 @@ async function classify() {
   $("run").disabled = true;
   $("error").style.display = "none";
   $("result-json").textContent = "";
+  // Nothing of an earlier run stays on screen next to this one's error.
+  for (const id of ["top-float", "top-int8", "layers", "facts", "chart"]) $(id).replaceChildren();
+  $("verdict").className = "verdict";
+  $("verdict").textContent = "–";
   const started = performance.now();
   try {
     const entry = index.models.find((m) => m.id === $("model").value);
