@@ -40,9 +40,9 @@ async function fetchBytes(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-/// Every URL's bytes (or null where `optional` and the fetch fails), at most FETCHES at a time. Chromium 148 never
-/// received the responses `mnq-gpu serve` (tiny_http 0.12) sent on its 5th and 6th parallel connections to the
-/// server, so the page keeps to four.
+/// Every URL's bytes (or null where `optional` and the fetch fails), at most FETCHES at a time. With all 55 shards
+/// of a TF.js model requested at once, Chromium 148 now and then never received the responses `mnq-gpu serve`
+/// (tiny_http 0.12) had sent on its 5th and 6th connection, and the load hung; with four at a time it never did.
 const FETCHES = 4;
 async function fetchAll(urls, optional = false) {
   const out = new Array(urls.length);

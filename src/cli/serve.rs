@@ -1,5 +1,5 @@
 //! `mnq-gpu serve`: the browser page (`web/dist`, built by `scripts/build-web.sh`) and what it loads, over plain
-//! synchronous HTTP on a few threads. The URL space:
+//! synchronous HTTP, a thread per request. The URL space:
 //!
 //! ```text
 //! /, /<file>               the built page: index.html, main.js, the wasm-bindgen glue and .wasm
@@ -25,8 +25,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 const DEFAULT_MODELS: &str = "shared/models";
-/// Requests served at once: the page fetches its glue, .wasm and model shards in parallel.
-const THREADS: usize = 4;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -99,19 +97,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     stdout.flush()?;
     drop(stdout);
 
-    let server = Arc::new(server);
-    let workers: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (server, site) = (Arc::clone(&server), Arc::clone(&site));
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    site.respond(request);
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.join().map_err(|_| anyhow::anyhow!("a server thread panicked"))?;
+    // A thread per request: no response waits for another (the page fetches a TF.js model's 55 shards at once).
+    for request in server.incoming_requests() {
+        let site = Arc::clone(&site);
+        std::thread::spawn(move || site.respond(request));
     }
     Ok(ExitCode::SUCCESS)
 }
