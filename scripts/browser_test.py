@@ -55,6 +55,11 @@ CHROMIUM_FLAGS = [
 ]
 
 
+def short(model_id):
+    """A model id without folders and `.tflite`: mobilenet_v1_0.25_128_quant, mobilenet_v1_0.75_224."""
+    return Path(model_id).name.removesuffix(".tflite")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -190,6 +195,9 @@ def main():
     parser.add_argument("--calibration", type=int, default=4, help="calibration images for calibrated schemes")
     parser.add_argument("--schemes", default="tflite,tf8", help="comma-separated; tflite = the file's own")
     parser.add_argument("--model", default=TFLITE_025, help="model id under ../shared/models")
+    parser.add_argument(
+        "--tfjs", default="mobilenet_v1_0.75_224", help="a TF.js folder under ../shared/models, run once under tf8 ('' skips)"
+    )
     parser.add_argument("--timeout", type=float, default=180, help="seconds one page may take")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     parser.add_argument("--chromedriver", default=shutil.which("chromedriver") or "/usr/bin/chromedriver")
@@ -224,7 +232,6 @@ def main():
     # (URL the page fetches, file the native run reads)
     images = [("/builtin/grace_hopper.jpg", ROOT / "assets/grace_hopper.jpg")]
     images += [(f"/imagenet/{name}", images_dir / name) for name in evaluation]
-    model = SHARED / "models" / args.model
 
     server = subprocess.Popen(
         [args.mnq, "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
@@ -239,24 +246,29 @@ def main():
         print(f"Chromium {driver.version}, page {base}")
 
         first_load = None
-        native_logits = {}  # (scheme, image URL) → native logits
-        for scheme in args.schemes.split(","):
+        native_logits = {}  # (model id, scheme, image URL) → native logits
+        # (model id, scheme, images, whether to time it natively too)
+        cases = [(args.model, scheme, images, True) for scheme in args.schemes.split(",")]
+        if args.tfjs:
+            cases.append((args.tfjs, "tf8", images[:1], False))
+        for case_model, scheme, case_images, timed in cases:
             calibrated = scheme != "tflite"
-            native = native_run(
-                args.mnq, model, scheme, [p for _, p in images], calibration_list if calibrated else None, tmp / scheme
-            )
+            case_path = SHARED / "models" / case_model
+            dump = tmp / f"{case_model.replace('/', '_')}_{scheme}"
+            lists = calibration_list if calibrated else None
+            native = native_run(args.mnq, case_path, scheme, [p for _, p in case_images], lists, dump)
             compared = differing = 0
             browser_all_ms, browser_logits_ms = [], []
-            for (url, path), expected in zip(images, native):
-                native_logits[(scheme, url)] = expected["logits"]
-                query = {"model": args.model, "scheme": scheme, "image": url, "auto": "1"}
+            for (url, path), expected in zip(case_images, native):
+                native_logits[(case_model, scheme, url)] = expected["logits"]
+                query = {"model": case_model, "scheme": scheme, "image": url, "auto": "1"}
                 if calibrated:
                     query["calibration"] = str(args.calibration)
                 started = time.monotonic()
                 driver.open(base + "?" + urllib.parse.urlencode(query))
                 state, result = wait_for_result(driver, args.timeout)
                 elapsed = time.monotonic() - started
-                what = f"{scheme} {path.name}"
+                what = f"{short(case_model)} {scheme} {path.name}"
                 if state != "done":
                     check(False, f"{what}: the page ended {state}: {result and result.get('error')}")
                     for entry in driver.console()[-20:]:
@@ -266,7 +278,8 @@ def main():
                     first_load = {"page_ready_ms": result["page_ready_ms"], "wall_s": elapsed}
                     figures["first_load"] = first_load
                 if path.name == "grace_hopper.jpg":
-                    driver.screenshot(out / f"page_{scheme.replace('+', '_')}_grace_hopper.png")
+                    name = f"page_{short(case_model)}_{scheme}_grace_hopper.png".replace("+", "_")
+                    driver.screenshot(out / name)
                 gpu = result["int8_gpu"]
                 runs = [("cpu reference in wasm", result["int8_cpu"])]
                 if gpu is None:
@@ -288,10 +301,10 @@ def main():
                     check(labels == expected["int8"], f"{what}: {name} int8 top-5 = native {labels}")
                 labels = [p["name"] for p in result["float"]]
                 check(labels == expected["float"], f"{what}: float top-5 = native {labels}")
-            bench = native_gpu_ms(args.mnq, model, scheme, calibration_list if calibrated else None)
+            bench = native_gpu_ms(args.mnq, case_path, scheme, lists) if timed else None
             batch1 = next((b for b in (bench or {}).get("batches", []) if b["batch"] == 1), None)
-            figures["schemes"][scheme] = {
-                "images": len(images),
+            figures["schemes"][f"{short(case_model)} {scheme}"] = {
+                "images": len(case_images),
                 "logit_bytes_compared": compared,
                 "logit_bytes_differing": differing,
                 "browser_adapter": result.get("adapter") if result else None,
@@ -312,7 +325,7 @@ def main():
         if state != "done" or gpu is None:
             check(args.allow_no_webgpu and state == "done", f"inner=unpack: no WebGPU result ({state})")
         else:
-            got, expected = bytes(gpu["logits"]), native_logits[("tflite", url)]
+            got, expected = bytes(gpu["logits"]), native_logits[(args.model, "tflite", url)]
             check(
                 result["inner_product"] == "unpack" and result["bit_exact"] and got == expected,
                 f"inner=unpack ({result['inner_product']}): bit-exact, logits equal native "
@@ -350,7 +363,7 @@ def main():
         if state == "done":
             got = bytes(result["int8_cpu"]["logits"])
             check(result["int8_gpu"] is None, "without WebGPU no GPU result is shown")
-            expected = native_logits.get(("tflite", url))
+            expected = native_logits.get((args.model, "tflite", url))
             if expected is not None:
                 check(got == expected, "without WebGPU the CPU reference in wasm still equals native")
         driver.screenshot(out / "page_no_webgpu.png")
@@ -368,6 +381,8 @@ def main():
     for scheme, f in figures["schemes"].items():
         print(f"{scheme}: {f['logit_bytes_compared']:,} logit bytes compared, {f['logit_bytes_differing']} differ")
         browser, native = f["browser_gpu_logits_median_ms"], f["native_gpu_batch1_median_ms"]
+        if browser and not native:
+            print(f"{scheme}: int8 per image, logits only, batch 1: browser {browser:.1f} ms")
         if browser and native:
             print(
                 f"{scheme}: int8 per image, logits only, batch 1: browser {browser:.1f} ms ({f['browser_adapter']}, "
