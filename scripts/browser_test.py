@@ -75,17 +75,26 @@ class WebDriver:
             [chromedriver, f"--port={self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         self.base = f"http://127.0.0.1:{self.port}"
-        for _ in range(100):
-            try:
-                self.call("GET", "/status")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"{chromedriver} did not answer on port {self.port}")
-        options = {"binary": chromium, "args": flags + [f"--user-data-dir={profile}"]}
-        capabilities = {"browserName": "chrome", "goog:chromeOptions": options, "goog:loggingPrefs": {"browser": "ALL"}}
-        value = self.call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
+        try:
+            for _ in range(100):
+                try:
+                    self.call("GET", "/status")
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                raise RuntimeError(f"{chromedriver} did not answer on port {self.port}")
+            options = {"binary": chromium, "args": flags + [f"--user-data-dir={profile}"]}
+            capabilities = {
+                "browserName": "chrome",
+                "goog:chromeOptions": options,
+                "goog:loggingPrefs": {"browser": "ALL"},
+            }
+            value = self.call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
+        except BaseException:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            raise
         self.session = f"/session/{value['sessionId']}"
         self.version = value["capabilities"].get("browserVersion", "?")
 

@@ -260,6 +260,12 @@ async function main() {
     if (!found) throw new Error(`no model ${wanted}; the server offers ${index.models.map((m) => m.id).join(", ")}`);
     $("model").value = found.id;
   }
+  // `tflite` is a TFLite file's own quantization: a TF.js folder starts on tf8.
+  $("model").onchange = () => {
+    const entry = index.models.find((m) => m.id === $("model").value);
+    if (entry.kind === "tfjs" && $("scheme").value === "tflite") $("scheme").value = "tf8";
+  };
+  $("model").onchange();
   if (query.get("scheme")) $("scheme").value = query.get("scheme");
   if (query.get("calibration")) $("calibration").value = query.get("calibration");
 
