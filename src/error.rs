@@ -40,12 +40,8 @@ pub enum Error {
     #[error("cannot export {model} (scheme {scheme}) as TFLite: {reason}")]
     Export { model: String, scheme: String, reason: String },
 
-    #[error(
-        "no GPU adapter found{filter}\n\
-         hint: install a Vulkan driver (on Debian/Ubuntu without a GPU: `apt-get install mesa-vulkan-drivers` \
-         gives the software device llvmpipe), check WGPU_BACKEND / --adapter, or use --device cpu"
-    )]
-    NoAdapter { filter: String },
+    #[error("no GPU adapter found{filter}\nhint: {hint}")]
+    NoAdapter { filter: String, hint: &'static str },
 
     #[error("GPU error: {0}")]
     Gpu(String),

@@ -8,6 +8,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+/// What to do when there is no adapter.
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_HINT: &str = "install a Vulkan driver (on Debian/Ubuntu without a GPU: `apt-get install \
+    mesa-vulkan-drivers` gives the software device llvmpipe), check WGPU_BACKEND / --adapter, or use --device cpu";
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_HINT: &str = "this browser offers no WebGPU adapter: try a current Chrome, Edge or Safari, or \
+    Firefox with WebGPU enabled, with hardware acceleration on";
+
 /// Which adapter to use.
 #[derive(Clone, Debug, Default)]
 pub struct AdapterOptions {
@@ -86,6 +94,7 @@ impl GpuContext {
             }
         }
         let (instance, adapter) = found.ok_or_else(|| Error::NoAdapter {
+            hint: NO_ADAPTER_HINT,
             filter: match &options.name_filter {
                 Some(name) => format!(" whose name contains `{name}` (backends {backends:?})"),
                 None => format!(" (backends {backends:?})"),
