@@ -203,6 +203,11 @@ impl ModelArgs {
     pub fn quantized_models(&self, loaded: &Loaded) -> Result<Vec<Quantized>> {
         let models = if self.quantized.is_empty() {
             let schemes = self.schemes(loaded);
+            anyhow::ensure!(
+                loaded.tflite.is_some() || !schemes.contains(&SchemeChoice::File),
+                "scheme `{}` is a TFLite file's own quantization; pass --model FILE.tflite",
+                SchemeChoice::File
+            );
             let calibrated: Vec<&Scheme> = schemes
                 .iter()
                 .filter_map(|s| match s {
@@ -212,12 +217,7 @@ impl ModelArgs {
                 .collect();
             let inputs =
                 if calibrated.is_empty() { Vec::new() } else { self.calibration_images(&loaded.float, &calibrated)? };
-            loaded.quantize(&schemes, &inputs).map_err(|e| match e {
-                mnq_gpu::Error::Invalid(reason) if reason.contains("own quantization") => {
-                    anyhow::anyhow!("{reason}; pass --model FILE.tflite")
-                }
-                e => e.into(),
-            })?
+            loaded.quantize(&schemes, &inputs)?
         } else {
             self.quantized.iter().map(|path| loaded.read_quantized(path)).collect::<Result<Vec<_>, _>>()?
         };
