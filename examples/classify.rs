@@ -5,7 +5,7 @@
 
 use mnq_gpu::engine::{check_layers, Engine, Loaded, SchemeChoice, Target};
 use mnq_gpu::gpu::Readback;
-use mnq_gpu::labels::{class_name, softmax, top_k};
+use mnq_gpu::labels::predictions;
 use mnq_gpu::{assets, preprocess};
 use std::path::Path;
 
@@ -36,11 +36,9 @@ fn main() -> Result<(), mnq_gpu::Error> {
     let layers = engine.run(0, std::slice::from_ref(&int8_input), Readback::AllLayers)?.remove(0);
     let check = check_layers(&quantized.model, &int8_input, &layers);
     let logits = quantized.model.dequantize_logits(layers.last().expect("layers"));
-    let probabilities = softmax(&logits);
     println!("{} on {}:", float.name, engine.adapter().map_or("the CPU".to_string(), ToString::to_string));
-    for output in top_k(&probabilities, 5) {
-        let name = float.class_of_output(output).map_or_else(|| "background".to_string(), class_name);
-        println!("  {:6.2} %  {name}", 100.0 * probabilities[output]);
+    for prediction in predictions(float, &logits, 5) {
+        println!("  {:6.2} %  {}", 100.0 * prediction.probability, prediction.name);
     }
     println!(
         "{} bytes of {} layers checked against the CPU integer reference: {}",

@@ -2,6 +2,8 @@
 //! labelled image lists (`FILE CLASS` lines).
 
 use crate::error::{Error, Result};
+use crate::model::Model;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 const SYNSET_WORDS: &str = include_str!("../assets/synset_words.txt");
@@ -63,4 +65,31 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
     order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
     order.truncate(k);
     order
+}
+
+/// One of a model's top classes, for reports and the browser page.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The ImageNet class (0-based, synset order); null for the background output of TFLite models.
+    pub class: Option<usize>,
+    pub id: &'static str,
+    pub name: String,
+    pub probability: f32,
+}
+
+/// The `k` most probable classes of `model`'s `logits` (softmax), most probable first.
+pub fn predictions(model: &Model, logits: &[f32], k: usize) -> Vec<Prediction> {
+    let probabilities = softmax(logits);
+    top_k(&probabilities, k)
+        .into_iter()
+        .map(|output| {
+            let class = model.class_of_output(output);
+            Prediction {
+                class,
+                id: class.and_then(class_id).unwrap_or(""),
+                name: class.map_or_else(|| "background".to_string(), class_name),
+                probability: probabilities[output],
+            }
+        })
+        .collect()
 }

@@ -42,6 +42,17 @@ pub fn run_layer_alone(layer: &QLayer, float_input: &[f32]) -> Vec<u8> {
 pub fn image_sqnr(float_model: &Model, quant_model: &QuantModel, image: &[f32]) -> Vec<(f64, f64)> {
     let float_outputs = cpu_ref::run_f32(float_model, image);
     let quant_outputs = cpu_ref::run_u8(quant_model, &quant_model.quantize_input(image));
+    outputs_sqnr(quant_model, image, &float_outputs, &quant_outputs)
+}
+
+/// [`image_sqnr`] from outputs already computed: every layer's of the float model the scheme quantized
+/// (`float_outputs`, `cpu_ref::run_f32`) and of the integer model (`quant_outputs`, `cpu_ref::run_u8`).
+pub fn outputs_sqnr(
+    quant_model: &QuantModel,
+    image: &[f32],
+    float_outputs: &[Vec<f32>],
+    quant_outputs: &[Vec<u8>],
+) -> Vec<(f64, f64)> {
     let mut result = Vec::with_capacity(float_outputs.len());
     for (i, layer) in quant_model.layers.iter().enumerate() {
         let float_input = if i == 0 { image } else { &float_outputs[i - 1] };

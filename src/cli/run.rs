@@ -6,8 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::engine::{check_layers, Mismatch};
 use mnq_gpu::gpu::Readback;
-use mnq_gpu::labels::{class_id, class_name, softmax, top_k};
-use mnq_gpu::model::Model;
+use mnq_gpu::labels::{predictions, Prediction};
 use mnq_gpu::quant::Requant;
 use mnq_gpu::{assets, cpu_ref, preprocess};
 use serde::Serialize;
@@ -40,15 +39,6 @@ pub struct RunArgs {
 }
 
 #[derive(Serialize)]
-struct Prediction {
-    /// The ImageNet class (0-based, synset order); null for the background output of TFLite models.
-    class: Option<usize>,
-    id: &'static str,
-    name: String,
-    probability: f32,
-}
-
-#[derive(Serialize)]
 struct Int8Result {
     scheme: String,
     requant: Requant,
@@ -72,22 +62,6 @@ struct ImageResult {
     model: String,
     float: Vec<Prediction>,
     int8: Vec<Int8Result>,
-}
-
-fn predictions(model: &Model, logits: &[f32], k: usize) -> Vec<Prediction> {
-    let probabilities = softmax(logits);
-    top_k(&probabilities, k)
-        .into_iter()
-        .map(|output| {
-            let class = model.class_of_output(output);
-            Prediction {
-                class,
-                id: class.and_then(class_id).unwrap_or(""),
-                name: class.map_or_else(|| "background".to_string(), class_name),
-                probability: probabilities[output],
-            }
-        })
-        .collect()
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {

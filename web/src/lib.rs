@@ -8,7 +8,7 @@
 
 use mnq_gpu::engine::{self, Loaded, Mismatch, Quantized, SchemeChoice};
 use mnq_gpu::gpu::{AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
-use mnq_gpu::labels::{class_id, class_name, softmax, top_k};
+use mnq_gpu::labels::{predictions, Prediction};
 use mnq_gpu::model::Model;
 use mnq_gpu::{cpu_ref, preprocess, sqnr};
 use serde::Serialize;
@@ -18,6 +18,7 @@ use std::path::Path;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use web_time::Instant;
 
 /// Classes shown per pipeline.
 const TOP: usize = 5;
@@ -33,14 +34,9 @@ fn js_error(error: impl std::fmt::Display) -> JsError {
     JsError::new(&error.to_string())
 }
 
-/// Milliseconds since the page (or worker) started, from `performance.now()`; `std::time::Instant` panics on
-/// wasm32-unknown-unknown.
-fn now_ms() -> f64 {
-    let global = js_sys::global();
-    if let Some(window) = global.dyn_ref::<web_sys::Window>() {
-        return window.performance().map_or(0.0, |p| p.now());
-    }
-    global.dyn_ref::<web_sys::WorkerGlobalScope>().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+/// Milliseconds since `start` (web_time's `Instant` reads `performance.now()`; std's panics on wasm32).
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
 }
 
 /// A float model and, for a TFLite file, the quantization the file holds.
@@ -203,15 +199,6 @@ impl Pipeline {
 }
 
 #[derive(Serialize)]
-struct Prediction {
-    /// The ImageNet class (0-based, synset order); null for the background output of TFLite models.
-    class: Option<usize>,
-    id: &'static str,
-    name: String,
-    probability: f32,
-}
-
-#[derive(Serialize)]
 struct Int8Run {
     top: Vec<Prediction>,
     /// The logits layer's raw uint8 output.
@@ -256,22 +243,6 @@ pub struct Classification {
     sqnr_ms: f64,
 }
 
-fn predictions(model: &Model, logits: &[f32]) -> Vec<Prediction> {
-    let probabilities = softmax(logits);
-    top_k(&probabilities, TOP)
-        .into_iter()
-        .map(|output| {
-            let class = model.class_of_output(output);
-            Prediction {
-                class,
-                id: class.and_then(class_id).unwrap_or(""),
-                name: class.map_or_else(|| "background".to_string(), class_name),
-                probability: probabilities[output],
-            }
-        })
-        .collect()
-}
-
 /// A GPU run of one image: every layer once, then the logits [`TIMED_RUNS`] times.
 struct GpuRuns {
     layers: Vec<Vec<u8>>,
@@ -281,14 +252,14 @@ struct GpuRuns {
 }
 
 async fn gpu_runs(ctx: &GpuContext, plan: &mut Plan, input: &[u8]) -> mnq_gpu::Result<GpuRuns> {
-    let start = now_ms();
+    let start = Instant::now();
     let layers = plan.run_async(ctx, &[input], Readback::AllLayers).await?.pop().expect("one image");
-    let elapsed_ms = now_ms() - start;
+    let elapsed_ms = ms_since(start);
     let (mut logits_runs, mut logits_ms) = (Vec::new(), Vec::new());
     for _ in 0..TIMED_RUNS {
-        let start = now_ms();
+        let start = Instant::now();
         let mut logits = plan.run_async(ctx, &[input], Readback::Logits).await?.pop().expect("one image");
-        logits_ms.push(now_ms() - start);
+        logits_ms.push(ms_since(start));
         logits_runs.push(logits.pop().expect("the logits"));
     }
     Ok(GpuRuns { layers, elapsed_ms, logits_runs, logits_ms })
@@ -296,20 +267,20 @@ async fn gpu_runs(ctx: &GpuContext, plan: &mut Plan, input: &[u8]) -> mnq_gpu::R
 
 impl Inner {
     async fn classify(&self, name: &str, image: &[u8]) -> mnq_gpu::Result<Classification> {
-        let start = now_ms();
+        let start = Instant::now();
         let input = preprocess::decode_image(image, Path::new(name), self.float.input_shape, self.float.input_range)?;
-        let decode_ms = now_ms() - start;
+        let decode_ms = ms_since(start);
 
-        let start = now_ms();
+        let start = Instant::now();
         let float_layers = cpu_ref::run_f32(&self.float, &input);
-        let float = predictions(&self.float, float_layers.last().expect("a model has layers"));
-        let float_ms = now_ms() - start;
+        let float = predictions(&self.float, float_layers.last().expect("a model has layers"), TOP);
+        let float_ms = ms_since(start);
 
         let model = &self.quantized.model;
         let quantized_input = model.quantize_input(&input);
-        let start = now_ms();
+        let start = Instant::now();
         let cpu_layers = cpu_ref::run_u8(model, &quantized_input);
-        let int8_cpu = self.int8_run(&cpu_layers, now_ms() - start);
+        let int8_cpu = self.int8_run(&cpu_layers, ms_since(start));
 
         let taken = self.gpu.borrow_mut().take();
         let (gpu_layers, inner_product) = match taken {
@@ -322,7 +293,7 @@ impl Inner {
         }
         .unzip();
 
-        let start = now_ms();
+        let start = Instant::now();
         let prepared_layers;
         let signal = if self.same_float {
             &float_layers
@@ -330,12 +301,9 @@ impl Inner {
             prepared_layers = cpu_ref::run_f32(&self.quantized.float, &input);
             &prepared_layers
         };
+        let sqnr = sqnr::outputs_sqnr(model, &input, signal, &cpu_layers);
         let mut layers = Vec::with_capacity(model.layers.len());
-        for (i, layer) in model.layers.iter().enumerate() {
-            let float_input = if i == 0 { &input } else { &signal[i - 1] };
-            let alone = sqnr::run_layer_alone(layer, float_input);
-            let (power, noise) = sqnr::powers(&signal[i], &cpu_layers[i], layer.output);
-            let (local_power, local_noise) = sqnr::powers(&signal[i], &alone, layer.output);
+        for (i, (layer, &(sqnr_db, local_sqnr_db))) in model.layers.iter().zip(&sqnr).enumerate() {
             let mismatch: Option<Option<Mismatch>> = gpu_layers
                 .as_ref()
                 .map(|gpu| engine::compare(&layer.name, layer.output_shape, &cpu_layers[i], &gpu.layers[i]));
@@ -344,11 +312,11 @@ impl Inner {
                 differing_bytes: mismatch.as_ref().map(|m| m.as_ref().map_or(0, |m| m.differing_bytes)),
                 mismatch: mismatch.flatten().map(|m| m.to_string()),
                 bytes: cpu_layers[i].len(),
-                sqnr_db: sqnr::sqnr_db(power, noise),
-                local_sqnr_db: sqnr::sqnr_db(local_power, local_noise),
+                sqnr_db,
+                local_sqnr_db,
             });
         }
-        let sqnr_ms = now_ms() - start;
+        let sqnr_ms = ms_since(start);
 
         let bit_exact = gpu_layers.as_ref().map(|g| {
             let logits = cpu_layers.last().expect("a model has layers");
@@ -373,7 +341,7 @@ impl Inner {
 
     fn int8_run(&self, layers: &[Vec<u8>], elapsed_ms: f64) -> Int8Run {
         let logits = layers.last().expect("a model has layers").clone();
-        let top = predictions(&self.float, &self.quantized.model.dequantize_logits(&logits));
+        let top = predictions(&self.float, &self.quantized.model.dequantize_logits(&logits), TOP);
         Int8Run { top, logits, elapsed_ms }
     }
 }
