@@ -3,21 +3,26 @@
 # and shards (tfjs), the quantized-model file (quant_file), the TFLite importer (tflite), image decoding and
 # preprocessing (image), --scheme/--requant names (scheme). Targets are in fuzz/fuzz_targets/.
 #
-#   scripts/fuzz.sh smoke             every target for 20 s (what .ci/run does)
+#   scripts/fuzz.sh smoke             every target for 20 s from libFuzzer seed 1 (what .ci/run does)
 #   scripts/fuzz.sh long [SECONDS]    every target for SECONDS (default 600), one after another, with final stats
 #   FUZZ_TARGETS="tfjs image" scripts/fuzz.sh long 600    only those targets
 #
 # One fuzzer at a time with one job. Bounds on every run: -rss_limit_mb=2048 -malloc_limit_mb=2048 (no input may
 # make a loader hold 2 GiB), -timeout=10 (no input may take 10 s), and a per-target -max_len below. A crash,
 # timeout or OOM stops the script with libFuzzer's report and the input under fuzz/artifacts/TARGET/.
-# The seed corpus, fuzz/corpus/TARGET/, is rebuilt from ../shared each time by fuzz/seed.py (ignored by git);
+# fuzz/seed.py writes the seeds from ../shared into the corpus, fuzz/corpus/TARGET/ (ignored by git), each time;
 # without ../shared only the committed seeds in fuzz/seeds/ and generated PNGs are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode="${1:-}"
+# smoke starts libFuzzer's random generator at a fixed seed from a corpus rebuilt afresh (fuzz/corpus-smoke/), so
+# a CI failure replays here with the same command (only how far 20 s gets differs between machines); long
+# explores anew each time and keeps growing fuzz/corpus/.
+seed=()
+corpus=fuzz/corpus
 case "$mode" in
-    smoke) seconds=20 ;;
+    smoke) seconds=20 seed=(-seed=1) corpus=fuzz/corpus-smoke; rm -rf "$corpus" ;;
     long) seconds="${2:-600}" ;;
     *) echo "usage: scripts/fuzz.sh smoke | long [SECONDS]" >&2; exit 2 ;;
 esac
@@ -42,7 +47,7 @@ if [[ ! -x $mnq ]]; then
     echo "fuzz: no $mnq (run cargo build); seeding without quantized-model or exported TFLite files" >&2
     mnq=""
 fi
-python3 fuzz/seed.py ../shared fuzz/corpus $mnq
+python3 fuzz/seed.py ../shared "$corpus" $mnq
 
 cargo +nightly fuzz build
 mkdir -p fuzz/logs
@@ -52,9 +57,9 @@ for target in $targets; do
     dict=()
     [[ -f fuzz/dicts/$target.dict ]] && dict=("-dict=fuzz/dicts/$target.dict")
     status=0
-    cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
+    cargo +nightly fuzz run "$target" "$corpus/$target" -- \
         -max_total_time="$seconds" -max_len="${max_len[$target]}" -rss_limit_mb=2048 -malloc_limit_mb=2048 \
-        -timeout=10 -print_final_stats=1 "${dict[@]}" >"$log" 2>&1 || status=$?
+        -timeout=10 -print_final_stats=1 "${seed[@]}" "${dict[@]}" >"$log" 2>&1 || status=$?
     if ((status != 0)); then
         tail -n 60 "$log"
         echo "fuzz: $target FAILED (exit $status); the input is under fuzz/artifacts/$target/" >&2

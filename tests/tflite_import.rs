@@ -169,3 +169,145 @@ fn a_pool_that_requantizes_is_refused_with_the_reason() {
     assert_contains(&message, "operator 27 (AVERAGE_POOL_2D)");
     assert_contains(&message, "does not requantize");
 }
+
+/// Found by CI's 20 s fuzz smoke (the tflite target stopped at -malloc_limit_mb=2048): a first convolution of
+/// 2^31 - 1 output channels made the importer build that many weight parameters before it looked at any data.
+#[test]
+fn a_shape_beyond_the_engines_bounds_is_refused_before_anything_is_sized_by_it() {
+    let (_, mut model) = google_0_25();
+    let graph = &mut model.subgraphs.as_mut().unwrap()[0];
+    let first = &graph.operators.as_ref().unwrap()[0];
+    let (weights, output) = (first.inputs.as_ref().unwrap()[1] as usize, first.outputs.as_ref().unwrap()[0] as usize);
+    let tensors = graph.tensors.as_mut().unwrap();
+    tensors[weights].shape.as_mut().unwrap()[0] = i32::MAX;
+    tensors[output].shape.as_mut().unwrap()[3] = i32::MAX;
+    let name = tensors[output].name.clone().unwrap();
+    let message = import_error(&model);
+    assert_contains(&message, &name);
+    assert_contains(&message, &format!("[1, 64, 64, {}] is out of bounds", i32::MAX));
+    assert_contains(&message, "channels 1 to 65536");
+}
+
+/// Found by the tflite fuzz target: an int8 zero point near i64::MAX overflowed the + 128 that maps int8 to the
+/// engine's u8 (a panic).
+#[test]
+fn an_int8_zero_point_at_the_end_of_int64_is_out_of_range_not_an_overflow() {
+    let (_, mut model) = google_0_25();
+    let graph = &mut model.subgraphs.as_mut().unwrap()[0];
+    let input = graph.inputs.as_ref().unwrap()[0] as usize;
+    let tensor = &mut graph.tensors.as_mut().unwrap()[input];
+    tensor.type_ = 9; // INT8
+    tensor.quantization.as_mut().unwrap().zero_point = Some(vec![i64::MAX]);
+    assert_contains(&import_error(&model), &format!("zero point {} is out of range", i64::MAX));
+}
+
+/// A flatbuffer by hand: a version-3 model whose `buffers` vector holds `entries` references to one buffer table
+/// of `data_len` bytes. Every offset points forward, as flatbuffers require.
+fn shared_buffer_file(entries: usize, data_len: usize) -> Vec<u8> {
+    let word = |out: &mut Vec<u8>, value: u32| out.extend_from_slice(&value.to_le_bytes());
+    let patch = |out: &mut Vec<u8>, at: usize, value: usize| {
+        out[at..at + 4].copy_from_slice(&u32::try_from(value).unwrap().to_le_bytes())
+    };
+    let mut out = vec![0; 4];
+    out.extend_from_slice(b"TFL3");
+    // Model's vtable: 7 fields declared, table of 12 bytes, version at 4, buffers (field 4) at 8.
+    let model_vtable = out.len();
+    for half in [4 + 2 * 5, 12, 4, 0, 0, 0, 8, 0] {
+        out.extend_from_slice(&u16::to_le_bytes(half));
+    }
+    let model_table = out.len();
+    patch(&mut out, 0, model_table);
+    word(&mut out, (model_table - model_vtable) as u32);
+    word(&mut out, 3);
+    let buffers_field = out.len();
+    word(&mut out, 0);
+    let vector = out.len();
+    patch(&mut out, buffers_field, vector - buffers_field);
+    word(&mut out, entries as u32);
+    let elements = out.len();
+    out.resize(elements + 4 * entries, 0);
+    // Buffer's vtable: data (field 0) at 4, table of 8 bytes.
+    let buffer_vtable = out.len();
+    for half in [6u16, 8, 4, 0] {
+        out.extend_from_slice(&half.to_le_bytes());
+    }
+    let buffer_table = out.len();
+    word(&mut out, (buffer_table - buffer_vtable) as u32);
+    let data_field = out.len();
+    word(&mut out, 0);
+    let data = out.len();
+    patch(&mut out, data_field, data - data_field);
+    word(&mut out, data_len as u32);
+    out.extend((0..data_len).map(|i| (i % 251) as u8));
+    for i in 0..entries {
+        let at = elements + 4 * i;
+        patch(&mut out, at, buffer_table - at);
+    }
+    out
+}
+
+/// Found reading the importer after the fuzz findings: 50,000 references to one 350 KB buffer, a 550 KB file,
+/// made the conversion into owned tables ask for 17 GB (libFuzzer's out-of-memory at 2 GB).
+#[test]
+fn a_file_whose_tables_share_one_buffer_many_times_is_refused_before_it_is_copied() {
+    let import = |bytes: &[u8]| tflite::from_bytes(bytes, "x", Path::new("x.tflite")).unwrap_err().to_string();
+    // Two references to a shared buffer fit in twice the file: it reads (and fails later, on the missing graph).
+    assert_contains(&import(&shared_buffer_file(2, 1000)), "0 subgraphs");
+    let bytes = shared_buffer_file(50_000, 350_000);
+    let message = import(&bytes);
+    assert_contains(&message, &format!("more than twice the file's {} bytes", bytes.len()));
+}
+
+/// The first 1×1 CONV_2D of `model` whose input and output have the same shape: (its index, input, output, weight
+/// count).
+fn square_pointwise(model: &tflite::schema::Model) -> (usize, i32, i32, usize) {
+    let graph = &model.subgraphs.as_ref().unwrap()[0];
+    let tensors = graph.tensors.as_ref().unwrap();
+    let shape = |t: i32| tensors[t as usize].shape.clone().unwrap();
+    graph
+        .operators
+        .as_ref()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .find_map(|(i, op)| {
+            let (inputs, outputs) = (op.inputs.as_ref().unwrap(), op.outputs.as_ref().unwrap());
+            let weights = shape(inputs[1]);
+            let count = weights.iter().product::<i32>() as usize;
+            (weights[1..3] == [1, 1] && shape(inputs[0]) == shape(outputs[0]))
+                .then_some((i, inputs[0], outputs[0], count))
+        })
+        .unwrap()
+}
+
+/// `model` with `repeats` more round trips through the square pointwise convolution's weights: after it, an
+/// operator from its output back to its input, then the convolution again.
+fn with_reused_weights(mut model: tflite::schema::Model, repeats: usize) -> tflite::schema::Model {
+    let (index, input, output, _) = square_pointwise(&model);
+    let operators = model.subgraphs.as_mut().unwrap()[0].operators.as_mut().unwrap();
+    let forward = operators[index].clone();
+    let mut back = forward.clone();
+    back.inputs.as_mut().unwrap()[0] = output;
+    back.outputs = Some(vec![input]);
+    for _ in 0..repeats {
+        operators.insert(index + 1, forward.clone());
+        operators.insert(index + 1, back.clone());
+    }
+    model
+}
+
+/// Found with the test above: operators that all use one weight tensor copied it once per layer, so a 525 KB
+/// file could hold gigabytes of layers. Reuse that fits in the file still imports.
+#[test]
+fn layers_that_reuse_one_weight_tensor_may_not_hold_more_than_the_file() {
+    let (bytes, model) = google_0_25();
+    let layers = tflite::from_bytes(&bytes, "x", Path::new("x.tflite")).unwrap().model.layers.len();
+    let fits = tflite::export::serialize(&with_reused_weights(model.clone(), 2));
+    let imported = tflite::from_bytes(&fits, "x", Path::new("x.tflite")).unwrap();
+    assert_eq!(imported.model.layers.len(), layers + 4);
+    // Enough round trips for the copies of those weights alone to outgrow twice the original file.
+    let repeats = bytes.len() / square_pointwise(&model).3 + 1;
+    let message = import_error(&with_reused_weights(model, repeats));
+    assert_contains(&message, "bytes of weights, more than the file's");
+    assert_contains(&message, "reuse weight tensors");
+}

@@ -13,4 +13,5 @@ pub mod weights;
 
 pub use fixed_point::Requant;
 pub use params::{QuantParams, Range};
-pub use qmodel::{QLayer, QuantModel};
+pub(crate) use qmodel::shape_in_bounds;
+pub use qmodel::{QLayer, QuantModel, MAX_CHANNELS, MAX_SIDE};

@@ -141,7 +141,7 @@ pub const MAX_CHANNELS: usize = 65_536;
 
 /// Whether every side of `shape` is in bounds, so that the products [`QuantModel::validate`] and the kernels form
 /// fit a usize: h·w·c ≤ 2^40, 9·c_in·c_out < 2^36.
-fn shape_in_bounds(shape: Shape) -> bool {
+pub(crate) fn shape_in_bounds(shape: Shape) -> bool {
     (1..=MAX_SIDE).contains(&shape.h) && (1..=MAX_SIDE).contains(&shape.w) && (1..=MAX_CHANNELS).contains(&shape.c)
 }
 

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{Activation, InputRange, Layer, Model, Op, Padding, Shape};
 use crate::quant::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
 use crate::quant::weights::BIAS_LIMIT;
-use crate::quant::{QLayer, QuantModel, QuantParams, Requant};
+use crate::quant::{shape_in_bounds, QLayer, QuantModel, QuantParams, Requant, MAX_CHANNELS, MAX_SIDE};
 use planus::ReadAsRoot;
 use std::path::{Path, PathBuf};
 
@@ -54,7 +54,7 @@ impl ElementType {
     fn zero_point(self, zero_point: i64) -> Option<i32> {
         let shifted = match self {
             ElementType::Uint8 => zero_point,
-            ElementType::Int8 => zero_point + 128,
+            ElementType::Int8 => zero_point.checked_add(128)?,
         };
         (0..=255).contains(&shifted).then_some(shifted as i32)
     }
@@ -89,6 +89,7 @@ pub fn from_bytes(bytes: &[u8], name: &str, source: &Path) -> Result<Imported> {
         return Err(fail("not a TFLite file: no `TFL3` flatbuffer identifier at bytes 4..8".into()));
     }
     let root = fb::ModelRef::read_as_root(bytes).map_err(|e| fail(format!("malformed TFLite flatbuffer: {e}")))?;
+    super::sharing::check(root, bytes.len()).map_err(fail)?;
     let model = fb::Model::try_from(root).map_err(|e| fail(format!("malformed TFLite flatbuffer: {e}")))?;
     if model.version != 3 {
         return Err(fail(format!("TFLite schema version {}, this program reads version 3", model.version)));
@@ -191,6 +192,13 @@ impl File<'_> {
             [1, c] if c > 0 => Shape::new(1, 1, c as usize),
             ref other => return Err(fail(format!("shape {other:?} is not [1, height, width, channels]"))),
         };
+        // Before anything is sized by it: the per-channel vectors of the next convolution are allocated from c.
+        if !shape_in_bounds(shape) {
+            return Err(fail(format!(
+                "shape {:?} is out of bounds (sides 1 to {MAX_SIDE}, channels 1 to {MAX_CHANNELS})",
+                tensor.shape()
+            )));
+        }
         let (&[scale], &[zero_point]) = (tensor.scales.as_slice(), tensor.zero_points.as_slice()) else {
             return Err(fail(format!(
                 "activations need one scale and zero point, it has {} and {}",
@@ -269,6 +277,9 @@ impl File<'_> {
         let mut namer = LayerNamer::default();
         let operators = self.graph.operators.as_deref().unwrap_or_default();
         let mut finished = false;
+        // Layers copy their weights; operators that reuse one weight tensor could make a small file hold many
+        // copies of it, so the copies may not add up to more than the file (a MobileNetV1 reuses none).
+        let mut weight_bytes = 0;
         for (position, operator) in operators.iter().enumerate() {
             let code = self.operator_code(operator, position)?;
             let context = OperatorContext { position, name: codes::operator_name(code) };
@@ -313,6 +324,14 @@ impl File<'_> {
                 }
             };
             if let Some((qlayer, layer)) = layer {
+                weight_bytes += qlayer.weights.len();
+                if weight_bytes > self.bytes.len() {
+                    return Err(self.error(format!(
+                        "{context}: the layers up to here hold {weight_bytes} bytes of weights, more than the \
+                         file's {}: its operators reuse weight tensors, which a MobileNetV1 does not",
+                        self.bytes.len()
+                    )));
+                }
                 layers.push(qlayer);
                 float_layers.push(layer);
                 tensors.push(output.index);

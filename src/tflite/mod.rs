@@ -11,6 +11,7 @@ pub mod import;
 pub mod metadata;
 #[allow(clippy::all, dead_code)]
 mod schema_generated;
+mod sharing;
 
 /// The flatbuffer tables, as planus generated them from `schema.fbs` (owned types such as `schema::Model`, and
 /// their `…Ref` readers), for callers that build or edit a file (the tests make defective ones).
