@@ -91,3 +91,17 @@ fn a_file_without_a_checksum_still_loads_unchecked() {
     let loaded = load(&with_header(&bytes, &header)).unwrap();
     assert_eq!((loaded.integrity, &loaded.model), (Integrity::Unchecked, &quantized));
 }
+
+/// safetensors writes the header's `__metadata__` from a `HashMap`, so the same model gave files that differed in
+/// the order of its keys (seen comparing `mnq-gpu quantize` runs); each map's order is drawn afresh, so eight
+/// writes agreeing by chance is unlikely, and the file's header now has its keys sorted.
+#[test]
+fn the_same_model_writes_the_same_bytes_every_time() {
+    let (model, bytes) = quantized_file();
+    for _ in 0..8 {
+        assert_eq!(file::to_bytes(&model).unwrap(), bytes);
+    }
+    let text = String::from_utf8_lossy(&bytes[8..header(&bytes).1]);
+    let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {text}"));
+    assert!(at("format_version") < at("mnq_gpu") && at("mnq_gpu") < at("sha256"), "metadata keys in order");
+}

@@ -63,7 +63,27 @@ pub fn to_bytes(model: &QuantModel) -> std::result::Result<Vec<u8>, String> {
         (METADATA_KEY.to_string(), json),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
     ]);
-    safetensors::serialize(tensors, Some(metadata)).map_err(|e| e.to_string())
+    let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| e.to_string())?;
+    with_sorted_header(bytes)
+}
+
+/// `bytes` with the header's keys in sorted order. safetensors writes `__metadata__` from a `HashMap`, whose
+/// order changes from run to run, so the same model gave different files. Sorting only reorders the header's
+/// characters (every tensor's offsets are explicit), so its length, and every byte after it, stay as written.
+fn with_sorted_header(mut bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let unreadable = || "safetensors wrote an unreadable header".to_string();
+    let length: [u8; 8] = bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(unreadable)?;
+    let end = usize::try_from(u64::from_le_bytes(length)).map_err(|_| unreadable())?.saturating_add(8);
+    let header = bytes.get(8..end).ok_or_else(unreadable)?;
+    let header: serde_json::Value = serde_json::from_slice(header).map_err(|_| unreadable())?;
+    // serde_json's maps are ordered by key (no `preserve_order` feature).
+    let mut sorted = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    if sorted.len() > end - 8 {
+        return Err(format!("the sorted header is {} bytes, not {}", sorted.len(), end - 8));
+    }
+    sorted.resize(end - 8, b' ');
+    bytes[8..end].copy_from_slice(&sorted);
+    Ok(bytes)
 }
 
 /// Reads the model in `path`; warns on stderr when the file has no checksum to check.
