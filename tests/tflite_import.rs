@@ -170,8 +170,9 @@ fn a_pool_that_requantizes_is_refused_with_the_reason() {
     assert_contains(&message, "does not requantize");
 }
 
-/// Found by CI's 20 s fuzz smoke (the tflite target stopped at -malloc_limit_mb=2048): a first convolution of
-/// 2^31 - 1 output channels made the importer build that many weight parameters before it looked at any data.
+/// Found reading the importer after CI's fuzz smoke stopped on the tflite target (an input CI did not print): a
+/// first convolution of 2^31 - 1 output channels made the importer build that many weight parameters before it
+/// looked at any data (this test aborted under an 8 GB memory limit before the fix).
 #[test]
 fn a_shape_beyond_the_engines_bounds_is_refused_before_anything_is_sized_by_it() {
     let (_, mut model) = google_0_25();
@@ -188,7 +189,7 @@ fn a_shape_beyond_the_engines_bounds_is_refused_before_anything_is_sized_by_it()
     assert_contains(&message, "channels 1 to 65536");
 }
 
-/// Found by the tflite fuzz target: an int8 zero point near i64::MAX overflowed the + 128 that maps int8 to the
+/// Found by a 420 s run of the tflite fuzz target: an int8 zero point near i64::MAX overflowed the + 128 that maps int8 to the
 /// engine's u8 (a panic).
 #[test]
 fn an_int8_zero_point_at_the_end_of_int64_is_out_of_range_not_an_overflow() {

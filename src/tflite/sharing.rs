@@ -93,6 +93,7 @@ fn count(model: fb::ModelRef<'_>, budget: &mut Budget) -> Result<(), Stop> {
             b.scalars(operator.outputs()?, 4)?;
             if let Some(options) = operator.builtin_options()? {
                 b.take(8)?;
+                // Of the options tables in schema.fbs, only RESHAPE's holds a vector.
                 if let fb::BuiltinOptionsRef::ReshapeOptions(reshape) = options {
                     b.scalars(reshape.new_shape()?, 4)?;
                 }
