@@ -62,6 +62,10 @@ for target in $targets; do
         -timeout=10 -print_final_stats=1 "${seed[@]}" "${dict[@]}" >"$log" 2>&1 || status=$?
     if ((status != 0)); then
         tail -n 60 "$log"
+        # The panic and libFuzzer's verdict come before the backtrace, often more than 60 lines up.
+        echo "fuzz: $target: what went wrong (from $log):" >&2
+        grep -A1 -E 'panicked at' "$log" | head -n 4 >&2 || true
+        grep -m 2 -E '==[0-9]+== ERROR: libFuzzer|^SUMMARY' "$log" >&2 || true
         echo "fuzz: $target FAILED (exit $status); the input is under fuzz/artifacts/$target/" >&2
         exit 1
     fi
