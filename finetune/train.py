@@ -1,0 +1,183 @@
+"""Fine-tune a MobileNetV1 variant by distillation from the original float network.
+
+    finetune/run.sh train.py --variant dw-linear+relu+l2 --run /work/finetune-runs/dw-linear+relu+l2 \
+        --steps 3000 --size 160 --export models/finetuned/dw-linear+relu+l2
+
+The teacher is Google's float MobileNetV1 0.75 (ReLU6, BatchNorm), unchanged. The student starts from the same
+weights transformed into the variant (mobilenet.make_variant), or, for qat-tf8, is the original network with
+mnq-gpu's TF8 fake quantization (qat.py). Both see the same augmented imagenette batch (data.py).
+
+Loss: T^2 * KL(softmax(teacher/T) || softmax(student/T)) over all 1,000 classes, T = 2 (imagenette covers 20
+classes, so its labels are never used), plus, for +l2, (l2/2) * sum of squared depthwise weights (TF's l2_loss
+convention, the study's weight decay 4e-5 by default).
+BatchNorm: running statistics frozen (eval mode throughout: 20 classes of data would skew ImageNet's statistics);
+gamma and beta train with the rest.
+Optimizer: Adam, peak lr 2e-4 warmed up linearly over the first 100 steps, then cosine to 0 at the last step (or at
+--minutes of training time: the CPU here is shared, so a time budget fixes the wall time and the speed the steps).
+Every --checkpoint-every steps the state (model, optimizer, step) is written atomically to RUN/checkpoint.pt;
+rerunning the same command resumes from it. The data order depends only on --seed and the step, so a resumed run
+sees the same images as an uninterrupted one. RUN/log.jsonl has one line per --log-every steps.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import mobilenet  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_MODEL = os.path.join(REPO, "..", "shared", "models", "mobilenet_v1_0.75_224")
+DEFAULT_DATA = os.path.join(REPO, "..", "shared", "imagenette")
+WARMUP_STEPS = 100
+
+
+def build_student(variant, teacher):
+    if variant == "qat-tf8":
+        import qat
+        return qat.QatMobileNetV1(teacher)
+    return mobilenet.make_variant(teacher, variant)
+
+
+def distillation_loss(student_logits, teacher_logits, temperature):
+    """T^2 * KL(p_teacher || p_student) on temperature-softened logits, mean over the batch."""
+    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1).mean()
+    return temperature ** 2 * kl
+
+
+def learning_rate(step, progress, peak):
+    """Linear warm-up over WARMUP_STEPS, then cosine from peak to 0 as progress goes from 0 to 1."""
+    if step < WARMUP_STEPS:
+        return peak * (step + 1) / WARMUP_STEPS
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def batch_indices(step, batch, count, seed):
+    """The images of `step`: epoch e's order is a permutation seeded by (seed, e), so it is the same on resume."""
+    per_epoch = count // batch
+    epoch, i = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(count)
+    return np.sort(order[i * batch:(i + 1) * batch])
+
+
+def save_atomic(obj, path):
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", required=True, choices=mobilenet.VARIANTS[1:] + ["qat-tf8"])
+    parser.add_argument("--run", required=True, help="folder for checkpoint.pt, log.jsonl (resumes from it)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the original TF.js folder (teacher and start)")
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--cache", default="/work/finetune-runs", help="where the decoded imagenette array goes")
+    parser.add_argument("--limit-images", type=int, default=None, help="only the first N images (smoke runs)")
+    parser.add_argument("--steps", type=int, default=None, help="training length in steps")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training length in minutes of training time instead (the CPU is shared, so the step"
+                             " count follows from the speed; the schedule's progress is elapsed/minutes)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=160, help="training resolution")
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--l2", type=float, default=None, help="depthwise L2 weight (default: 4e-5 for +l2, else 0)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--export", default=None, help="write the final model here (TF.js folder or .tflite)")
+    args = parser.parse_args()
+    assert (args.steps is None) != (args.minutes is None), "give exactly one of --steps and --minutes"
+    l2 = args.l2 if args.l2 is not None else (4e-5 if args.variant.endswith("+l2") else 0.0)
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.run, exist_ok=True)
+    teacher = mobilenet.load_original(args.model).to(memory_format=torch.channels_last)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = build_student(args.variant, teacher).to(memory_format=torch.channels_last)
+    student.eval()  # BatchNorm statistics frozen; no dropout anywhere
+    optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=args.lr)
+    images, _ = data.load_imagenette(args.data, args.cache, args.limit_images)
+
+    checkpoint_path = os.path.join(args.run, "checkpoint.pt")
+    step, elapsed = 0, 0.0
+    if os.path.exists(checkpoint_path):
+        state = torch.load(checkpoint_path, weights_only=False)
+        student.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed = state["step"], state["elapsed"]
+        print(f"resumed {args.variant} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
+    with open(os.path.join(args.run, "args.json"), "w") as f:
+        json.dump(vars(args) | {"l2": l2}, f, indent=1)
+
+    def checkpoint():
+        save_atomic({"model": student.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                     "elapsed": elapsed, "variant": args.variant, "args": vars(args)}, checkpoint_path)
+
+    log = open(os.path.join(args.run, "log.jsonl"), "a")
+    def progress():
+        if args.minutes is not None:
+            return elapsed / (60 * args.minutes)
+        return max(0, step - WARMUP_STEPS) / max(1, args.steps - WARMUP_STEPS)
+
+    bar = tqdm(total=args.steps, initial=step, desc=args.variant, mininterval=5, file=sys.stdout)
+    window_start, window_images = time.time(), 0
+    while progress() < 1:
+        start = time.time()
+        idx = batch_indices(step, args.batch, len(images), args.seed)
+        generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        x = data.augment(images[idx], args.size, generator)
+        with torch.no_grad():
+            teacher_logits = teacher(x)
+        logits = student(x)
+        kl = distillation_loss(logits, teacher_logits, args.temperature)
+        loss = kl
+        if l2 > 0:
+            loss = loss + 0.5 * l2 * sum((w ** 2).sum() for w in student.depthwise_kernels())
+        for group in optimizer.param_groups:
+            group["lr"] = lr = learning_rate(step, progress(), args.lr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if hasattr(student, "after_step"):
+            student.after_step()
+        step += 1
+        elapsed += time.time() - start
+        window_images += len(idx)
+        if step % args.log_every == 0 or progress() >= 1:
+            rate = window_images / (time.time() - window_start)
+            agree = (logits.argmax(1) == teacher_logits.argmax(1)).float().mean().item()
+            record = {"step": step, "loss": loss.item(), "kl": kl.item(), "agree_top1": agree,
+                      "lr": lr, "img_per_s": rate,
+                      "elapsed_s": elapsed, "time": time.strftime("%H:%M:%S")}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{loss.item():.4f}", agree=f"{agree:.2f}", img_s=f"{rate:.1f}")
+            window_start, window_images = time.time(), 0
+        bar.update(1)
+        if step % args.checkpoint_every == 0 or progress() >= 1:
+            checkpoint()
+    bar.close()
+    print(f"{args.variant}: {step} steps, {step * args.batch} images seen, {elapsed / 60:.1f} min", flush=True)
+    if args.export:
+        import export
+        export.export(student, args.export)
+        print(f"wrote {args.export}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
