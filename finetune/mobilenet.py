@@ -183,24 +183,37 @@ class MobileNetV1(nn.Module):
                                     for i, s in enumerate(DW_STRIDES))
         self.classifier = nn.Conv2d(widths[-1], 1000, 1, bias=True)
 
+    def block(self, b, x):
+        """One depthwise-separable block."""
+        x = b.dw(pad_same(x, b.stride))
+        if b.dw_bn is not None:
+            x = b.dw_bn(x)
+        x = activation(self.dw_act)(x)
+        return activation(self.act)(b.pw_bn(b.pw(x)))
+
     def features(self, x):
-        """Each block's output (after the pointwise activation), the last one pooled next."""
-        act, dw_act = activation(self.act), activation(self.dw_act)
-        x = act(self.conv1_bn(self.conv1(pad_same(x, 2))))
-        outputs = []
+        """conv1's output, then each block's output (after the pointwise activation): 14 tensors."""
+        outputs = [activation(self.act)(self.conv1_bn(self.conv1(pad_same(x, 2))))]
         for b in self.blocks:
-            x = b.dw(pad_same(x, b.stride))
-            if b.dw_bn is not None:
-                x = b.dw_bn(x)
-            x = dw_act(x)
-            x = act(b.pw_bn(b.pw(x)))
-            outputs.append(x)
+            outputs.append(self.block(b, outputs[-1]))
         return outputs
 
-    def forward(self, x):
-        """x: [N, 3, H, W] in [-1, 1] -> logits [N, 1000]."""
-        x = self.features(x)[-1].mean((2, 3), keepdim=True)
-        return self.classifier(x).flatten(1)
+    def logits(self, last_features):
+        return self.classifier(last_features.mean((2, 3), keepdim=True)).flatten(1)
+
+    def forward(self, x, with_features=False):
+        """x: [N, 3, H, W] in [-1, 1] -> logits [N, 1000] (and the 14 features(), with_features)."""
+        features = self.features(x)
+        logits = self.logits(features[-1])
+        return (logits, features) if with_features else logits
+
+    def forward_teacher_forced(self, x, teacher_features):
+        """Each block run on the teacher's input to it (teacher_features as features() gives them), so that every
+        block learns to reproduce its teacher block on its own: (logits of the last such block, the 14 outputs)."""
+        outputs = [activation(self.act)(self.conv1_bn(self.conv1(pad_same(x, 2))))]
+        for b, teacher_input in zip(self.blocks, teacher_features[:-1]):
+            outputs.append(self.block(b, teacher_input))
+        return self.logits(outputs[-1]), outputs
 
     def depthwise_kernels(self):
         return [b.dw.weight for b in self.blocks]

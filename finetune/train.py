@@ -8,8 +8,14 @@ weights transformed into the variant (mobilenet.make_variant), or, for qat-tf8, 
 mnq-gpu's TF8 fake quantization (qat.py). Both see the same augmented imagenette batch (data.py).
 
 Loss: T^2 * KL(softmax(teacher/T) || softmax(student/T)) over all 1,000 classes, T = 2 (imagenette covers 20
-classes, so its labels are never used), plus, for +l2, (l2/2) * sum of squared depthwise weights (TF's l2_loss
+classes, so its labels are never used), plus --features (1.0) times the feature loss: the mean over conv1 and the 13
+blocks of the squared error of the output (after its activation) relative to the teacher's mean square (every
+variant keeps the teacher's channels, so the blocks correspond one to one), plus, for +l2, (l2/2) * sum of squared depthwise weights (TF's l2_loss
 convention, the study's weight decay 4e-5 by default).
+Float variants, first --teacher-forced (0.5) of the training: each block runs on the teacher's input to it, so
+every block learns to reproduce its teacher block on its own (block-wise distillation: the variants' changes are
+local to each block, and an untrained +relu variant's activations grow block after block to logits of 1e4, which
+end-to-end distillation recovers from slowly); then end to end.
 BatchNorm: running statistics frozen (eval mode throughout: 20 classes of data would skew ImageNet's statistics);
 gamma and beta train with the rest.
 Optimizer: Adam, peak lr 2e-4 warmed up linearly over the first 100 steps, then cosine to 0 at the last step (or at
@@ -56,10 +62,16 @@ def distillation_loss(student_logits, teacher_logits, temperature):
     return temperature ** 2 * kl
 
 
-def learning_rate(step, progress, peak):
-    """Linear warm-up over WARMUP_STEPS, then cosine from peak to 0 as progress goes from 0 to 1."""
-    if step < WARMUP_STEPS:
-        return peak * (step + 1) / WARMUP_STEPS
+def feature_loss(student_features, teacher_features):
+    """Mean over conv1 and the 13 blocks of the output's squared error, relative to the teacher's mean square."""
+    terms = [((s - t) ** 2).mean() / (t ** 2).mean().clamp(min=1e-6) for s, t in zip(student_features, teacher_features)]
+    return sum(terms) / len(terms)
+
+
+def learning_rate(step, progress, peak, warmup=WARMUP_STEPS):
+    """Linear warm-up over `warmup` steps, then cosine from peak to 0 as progress goes from 0 to 1."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -91,8 +103,16 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=160, help="training resolution")
     parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--warmup", type=int, default=WARMUP_STEPS, help="steps of linear lr warm-up")
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--l2", type=float, default=None, help="depthwise L2 weight (default: 4e-5 for +l2, else 0)")
+    parser.add_argument("--features", type=float, default=1.0,
+                        help="weight of the block-output (feature) loss; 0 distils the logits only")
+    parser.add_argument("--freeze-ranges", type=float, default=0.8,
+                        help="qat-tf8: activation ranges stop tracking at this fraction of the training")
+    parser.add_argument("--teacher-forced", type=float, default=0.5,
+                        help="float variants: for this fraction of the training, each block runs on the teacher's"
+                             " input to it (block-wise distillation); end to end after it")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=200)
@@ -132,7 +152,7 @@ def main():
     def progress():
         if args.minutes is not None:
             return elapsed / (60 * args.minutes)
-        return max(0, step - WARMUP_STEPS) / max(1, args.steps - WARMUP_STEPS)
+        return max(0, step - args.warmup) / max(1, args.steps - args.warmup)
 
     bar = tqdm(total=args.steps, initial=step, desc=args.variant, mininterval=5, file=sys.stdout)
     window_start, window_images = time.time(), 0
@@ -141,27 +161,34 @@ def main():
         idx = batch_indices(step, args.batch, len(images), args.seed)
         generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         x = data.augment(images[idx], args.size, generator)
+        if hasattr(student, "freeze_ranges"):
+            student.freeze_ranges = progress() >= args.freeze_ranges
         with torch.no_grad():
-            teacher_logits = teacher(x)
-        logits = student(x)
+            teacher_logits, teacher_features = teacher(x, with_features=True)
+        if args.variant != "qat-tf8" and progress() < args.teacher_forced:
+            logits, features = student.forward_teacher_forced(x, teacher_features)
+        else:
+            logits, features = student(x, with_features=True)
         kl = distillation_loss(logits, teacher_logits, args.temperature)
         loss = kl
+        if args.features > 0:
+            feat = feature_loss(features, teacher_features)
+            loss = loss + args.features * feat
         if l2 > 0:
             loss = loss + 0.5 * l2 * sum((w ** 2).sum() for w in student.depthwise_kernels())
         for group in optimizer.param_groups:
-            group["lr"] = lr = learning_rate(step, progress(), args.lr)
+            group["lr"] = lr = learning_rate(step, progress(), args.lr, args.warmup)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if hasattr(student, "after_step"):
-            student.after_step()
         step += 1
         elapsed += time.time() - start
         window_images += len(idx)
         if step % args.log_every == 0 or progress() >= 1:
             rate = window_images / (time.time() - window_start)
             agree = (logits.argmax(1) == teacher_logits.argmax(1)).float().mean().item()
-            record = {"step": step, "loss": loss.item(), "kl": kl.item(), "agree_top1": agree,
+            record = {"step": step, "loss": loss.item(), "kl": kl.item(),
+                      "features": feat.item() if args.features > 0 else None, "agree_top1": agree,
                       "lr": lr, "img_per_s": rate,
                       "elapsed_s": elapsed, "time": time.strftime("%H:%M:%S")}
             log.write(json.dumps(record) + "\n")

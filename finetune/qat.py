@@ -1,0 +1,193 @@
+"""Quantization-aware MobileNetV1 (the original architecture) whose fake quantization follows mnq-gpu's TF8
+arithmetic, so that the uint8 TFLite file tflite_writer.py makes from it runs in mnq-gpu with exactly the trained
+ranges (`--scheme tflite`, its default for a .tflite file).
+
+What the engine does (src/calibrate.rs, src/quant/weights.rs, src/quant/params.rs, src/cpu_ref/) and what this
+module does in float to mirror it:
+- BatchNorm folded into each convolution as transform.rs folds it: s = gamma/sqrt(var + eps), W' = W*s,
+  b' = beta - mean*s (no zero-variance fix in the folding: this is TF8). gamma and beta train; the statistics stay
+  frozen. The starting point differs from Google's weights in one respect: gamma = 0 for the BatchNorm channels
+  whose moving variance is ~0 (the "dead" channels, 43 of them). Such a channel saw a constant, so its BN output is
+  beta either way; its folded weights, otherwise blown up by gamma/sqrt(eps) (up to ~50x, the TF8 collapse), start
+  at 0. Without it the weight ranges cannot shrink: min/max ranges pass no gradient.
+- Weights: per-tensor asymmetric uint8, parameters from the folded kernel's min/max extended to 0 with gemmlowp's
+  nudged zero point (QuantParams::from_range), codes round(w/scale) + zp (ties away from zero), clamped to [0, 255].
+- Bias: int32 at scale s_in*s_w, round(b'/(s_in*s_w)).
+- Activations quantized where the engine holds uint8: the input, each convolution's output after its ReLU6, the
+  pool's output (which keeps its input's parameters; the integer pool rounds (sum + n/2)/n), the logits.
+- The input: Google's uint8 pixel convention (scale 1/128, zero point 128), as mnq-gpu feeds a TFLite file's input:
+  the code is the resized pixel value rounded. The float images in [-1, 1] that data.py makes are turned back into
+  pixels for it.
+- Activation ranges: exponential moving averages (momentum 0.99) of each batch's min and max, the first batch's
+  values to start; frozen (`freeze_ranges`) for the last part of training, so the weights settle on them.
+- Straight-through gradients: rounding passes the gradient unchanged; clamping to the codes [0, 255] passes it
+  inside and stops it outside (as TF's fake quantization), ReLU6 as in float.
+What differs: the engine rescales each accumulator with a Q31 fixed-point multiplier and two roundings, this module
+with a float division and one rounding; so a code can differ by one where a value lies near a rounding boundary
+(finetune/check_qat.py measures it).
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import mobilenet
+
+INPUT_SCALE, INPUT_ZERO_POINT = 1 / 128, 128  # Google's quantized MobileNets' input
+EMA_MOMENTUM = 0.99
+
+
+def round_away(x):
+    """Round half away from zero (Rust's f64::round, which mnq-gpu's quantize uses); torch.round rounds to even."""
+    return torch.sign(x) * torch.floor(x.abs() + 0.5)
+
+
+def ste(x, rounded):
+    """rounded in the forward pass, the identity's gradient in the backward pass."""
+    return x + (rounded - x).detach()
+
+
+def quant_params(lo, hi, qmax=255):
+    """gemmlowp's ChooseQuantizationParams as QuantParams::from_range: (float32 scale, zero point)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo <= 0.0:
+        return 1.0, 0
+    scale = (hi - lo) / qmax
+    from_min, from_max = -lo / scale, qmax - hi / scale
+    zero_point = from_min if abs(lo / scale) < qmax + abs(hi / scale) else from_max
+    zero_point = int(min(max(math.floor(abs(zero_point) + 0.5) * (1 if zero_point >= 0 else -1), 0), qmax))
+    return float(torch.tensor(scale, dtype=torch.float32)), zero_point
+
+
+def fake_quant(x, scale, zero_point, lowest=0, highest=255):
+    """scale * (clamp(round(x/scale) + zp, lowest, highest) - zp), straight-through."""
+    codes = ste(x / scale, round_away(x / scale)) + zero_point
+    return (codes.clamp(lowest, highest) - zero_point) * scale
+
+
+def to_codes(x_q, scale, zero_point):
+    """The integer codes (as floats) of an already fake-quantized tensor."""
+    return torch.round(x_q / scale) + zero_point
+
+
+class QatConv(nn.Module):
+    """A convolution with its BatchNorm folded, fake-quantized weights and bias, ReLU6 or none, and a tracked
+    output range. `kind`: conv (3x3 on the image), depthwise, pointwise or classifier."""
+
+    def __init__(self, name, conv, bn, kind, stride, relu6):
+        super().__init__()
+        self.name, self.kind, self.stride, self.relu6 = name, kind, stride, relu6
+        self.weight = nn.Parameter(conv.weight.detach().clone())
+        self.groups = conv.groups
+        if bn is not None:
+            # Zero-variance channels saw a constant: BN(z) = beta whatever gamma is, so gamma = 0 leaves the
+            # function as it was and their folded weights, blown up by gamma/sqrt(eps) otherwise, at 0.
+            dead = bn.running_var < mobilenet.ZERO_VARIANCE
+            self.gamma = nn.Parameter(torch.where(dead, torch.zeros_like(bn.weight), bn.weight).detach().clone())
+            self.beta = nn.Parameter(bn.bias.detach().clone())
+            self.register_buffer("mean", bn.running_mean.detach().clone())
+            self.register_buffer("var", bn.running_var.detach().clone())
+            self.eps = bn.eps
+            self.bias = None
+        else:
+            self.gamma = None
+            self.bias = nn.Parameter(conv.bias.detach().clone())
+        self.register_buffer("range", torch.tensor([0.0, 0.0]))
+        self.register_buffer("range_seen", torch.tensor(False))
+
+    def folded(self):
+        """(W', b'), BatchNorm folded as transform::fold_batch_norms (float32)."""
+        if self.gamma is None:
+            return self.weight, self.bias
+        s = self.gamma / torch.sqrt(self.var + self.eps)
+        return self.weight * s[:, None, None, None], self.beta - self.mean * s
+
+    def weight_params(self):
+        w, _ = self.folded()
+        return quant_params(w.detach().min(), w.detach().max())
+
+    def output_params(self):
+        return quant_params(self.range[0], self.range[1])
+
+    def quantized(self, input_scale):
+        """Fake-quantized (W, b) and their parameters: weights (scale, zp), bias scale."""
+        w, b = self.folded()
+        w_scale, w_zero = self.weight_params()
+        w_q = fake_quant(w, w_scale, w_zero)
+        bias_scale = float(torch.tensor(input_scale, dtype=torch.float32) * torch.tensor(w_scale, dtype=torch.float32))
+        b_q = ste(b / bias_scale, round_away(b / bias_scale).clamp(-(1 << 30), 1 << 30)) * bias_scale
+        return w_q, b_q, (w_scale, w_zero, bias_scale)
+
+    def forward(self, x, input_scale, track):
+        w_q, b_q, _ = self.quantized(input_scale)
+        if self.kind in ("conv", "depthwise"):
+            x = mobilenet.pad_same(x, self.stride)
+        y = F.conv2d(x, w_q, b_q, self.stride, 0, 1, self.groups)
+        if self.relu6:
+            y = F.relu6(y)
+        if track:
+            lo, hi = y.detach().min(), y.detach().max()
+            if not bool(self.range_seen):
+                self.range.copy_(torch.stack([lo, hi]))
+                self.range_seen.fill_(True)
+            else:
+                self.range.mul_(EMA_MOMENTUM).add_((1 - EMA_MOMENTUM) * torch.stack([lo, hi]))
+        scale, zero = self.output_params()
+        highest = min(255, zero + int(round_away(torch.tensor(6.0 / scale)))) if self.relu6 else 255
+        return fake_quant(y, scale, zero, lowest=zero if self.relu6 else 0, highest=highest), scale
+
+
+class QatMobileNetV1(nn.Module):
+    variant = "qat-tf8"
+
+    def __init__(self, original):
+        super().__init__()
+        assert original.variant == "original"
+        self.input_size = original.input_size
+        layers = [QatConv("conv1", original.conv1, original.conv1_bn, "conv", 2, True)]
+        for i, b in enumerate(original.blocks, start=1):
+            layers.append(QatConv(f"conv_dw_{i}", b.dw, b.dw_bn, "depthwise", b.stride, True))
+            layers.append(QatConv(f"conv_pw_{i}", b.pw, b.pw_bn, "pointwise", 1, True))
+        self.convs = nn.ModuleList(layers)
+        self.classifier = QatConv("conv_preds", original.classifier, None, "classifier", 1, False)
+        self.freeze_ranges = False
+
+    def quantize_input(self, x):
+        """[-1, 1] floats (p/127.5 - 1) -> the pixel codes round(p) at scale 1/128, zero point 128."""
+        pixels = (x + 1.0) * 127.5
+        codes = ste(pixels, round_away(pixels)).clamp(0, 255)
+        return (codes - INPUT_ZERO_POINT) * INPUT_SCALE
+
+    def forward(self, x, with_features=False, trace=None):
+        """x: [-1, 1] floats -> dequantized uint8 logits (and conv1's and the pointwise outputs, with_features). trace: a list
+        that receives (layer name, integer codes) of every layer the engine runs, as mnq-gpu --dump names them."""
+        track = self.training_ranges()
+        x, scale = self.quantize_input(x), INPUT_SCALE
+        features = []
+        for layer in self.convs:
+            x, scale = layer(x, scale, track)
+            if layer.kind in ("conv", "pointwise"):
+                features.append(x)
+            if trace is not None:
+                trace.append((layer.name, to_codes(x, *layer.output_params())))
+        # The integer pool: codes (sum + n/2) // n, same parameters as its input.
+        zero = self.convs[-1].output_params()[1]
+        codes = to_codes(x, scale, zero)
+        n = codes.shape[2] * codes.shape[3]
+        pooled_codes = torch.floor((codes.sum((2, 3), keepdim=True) + n // 2) / n)
+        mean = x.mean((2, 3), keepdim=True)
+        x = ste(mean, (pooled_codes - zero) * scale)
+        logits, _ = self.classifier(x, scale, track)
+        if trace is not None:
+            trace.append(("pool", pooled_codes))
+            trace.append(("conv_preds", to_codes(logits, *self.classifier.output_params())))
+        logits = logits.flatten(1)
+        return (logits, features) if with_features else logits
+
+    def training_ranges(self):
+        return torch.is_grad_enabled() and not self.freeze_ranges
+
+    def depthwise_kernels(self):
+        return [layer.weight for layer in self.convs if layer.kind == "depthwise"]
