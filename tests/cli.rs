@@ -4,6 +4,17 @@ mod common;
 
 use std::process::{Command, Output};
 
+/// What the tests that need `../shared` read: the default model (TF.js 0.75), the incomplete 1.0 model, and the
+/// ImageNet validation images with their lists.
+const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
+const MODEL_1_0: &str = "../shared/models/mobilenet_v1_1.0_224";
+const VAL1300: &str = "../shared/imagenet/val1300";
+/// A canoe, class 472.
+const CANOE: &str = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.JPEG";
+/// Google's 0.25 × 128 QAT file, a small real model (tests/data/README.md).
+const MODEL_0_25: &str = "tests/data/mobilenet_v1_0.25_128_quant.tflite";
+const GRACE_HOPPER: &str = "assets/grace_hopper.jpg";
+
 fn mnq_gpu(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mnq-gpu")).args(args).output().expect("the binary runs")
 }
@@ -34,16 +45,20 @@ fn a_bad_model_path_says_how_to_get_a_model() {
 
 #[test]
 fn the_incomplete_1_0_model_is_refused_for_inference() {
-    let output =
-        mnq_gpu(&["run", "--device", "cpu", "--model", "../shared/models/mobilenet_v1_1.0_224", "tests/data/grey.jpg"]);
+    if !common::data_or_skip(&[MODEL_1_0]) {
+        return;
+    }
+    let output = mnq_gpu(&["run", "--device", "cpu", "--model", MODEL_1_0, "tests/data/grey.jpg"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("conv_pw_13/kernel"), "{}", stderr(&output));
 }
 
 #[test]
 fn run_on_the_cpu_prints_float_and_int8_top5_as_json() {
-    let image = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.JPEG"; // a canoe, class 472
-    let output = mnq_gpu(&["run", "--device", "cpu", "--json", image]);
+    if !common::data_or_skip(&[MODEL_0_75, VAL1300]) {
+        return;
+    }
+    let output = mnq_gpu(&["run", "--device", "cpu", "--json", CANOE]);
     assert!(output.status.success(), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let float = &json[0]["float"];
@@ -56,11 +71,10 @@ fn run_on_the_cpu_prints_float_and_int8_top5_as_json() {
 
 #[test]
 fn run_check_on_the_gpu_confirms_every_layer_of_a_real_image() {
-    if common::gpu_or_skip().is_none() {
+    if common::gpu_or_skip().is_none() || !common::data_or_skip(&[MODEL_0_75, VAL1300]) {
         return;
     }
-    let image = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.JPEG";
-    let output = mnq_gpu(&["run", "--check", "--scheme", "tf8,per-channel,cle-bc+mse", "--json", image]);
+    let output = mnq_gpu(&["run", "--check", "--scheme", "tf8,per-channel,cle-bc+mse", "--json", CANOE]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     for int8 in json[0]["int8"].as_array().unwrap() {
@@ -74,10 +88,10 @@ fn run_check_on_the_gpu_confirms_every_layer_of_a_real_image() {
 /// differently, and a quantized file keeps its mode, which `export` refuses unless it is `double`.
 #[test]
 fn requant_modes_run_checked_and_are_recorded_in_the_model_file() {
-    if common::gpu_or_skip().is_none() {
+    if common::gpu_or_skip().is_none() || !common::data_or_skip(&[MODEL_0_75, VAL1300]) {
         return;
     }
-    let image = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.JPEG";
+    let image = CANOE;
     let list = small_calibration_list("requant", 4);
     let output = mnq_gpu(&[
         "run",
@@ -136,6 +150,9 @@ fn an_unknown_scheme_is_a_usage_error() {
 
 #[test]
 fn quantize_writes_a_model_that_run_and_eval_read() {
+    if !common::data_or_skip(&[MODEL_0_75, VAL1300]) {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("mnq-cli-quantize-{}", std::process::id()));
     let output = mnq_gpu(&["quantize", "--scheme", "tf8-zero-var,cle-bc+mse", "-o", dir.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -155,7 +172,7 @@ fn quantize_writes_a_model_that_run_and_eval_read() {
     let at = bytes.len() - 1000;
     bytes[at] ^= 0x10;
     std::fs::write(&files[0], bytes).unwrap();
-    let output = mnq_gpu(&["run", "--device", "cpu", "--quantized", &files[0], "../shared/images/grace_hopper.jpg"]);
+    let output = mnq_gpu(&["run", "--device", "cpu", "--quantized", &files[0], GRACE_HOPPER]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(stderr(&output).contains("the file is damaged: its SHA-256 is"), "{}", stderr(&output));
@@ -179,8 +196,27 @@ fn bench_labels_synthetic_weights_and_checks_before_timing() {
     assert!(json["cpu_ref_ms_per_image"].as_f64().unwrap() > 0.0);
 }
 
+/// Pins the refusal a newcomer met: `bench --batch 1` said "2..=256", though batch-1 latency is the first figure
+/// a user asks for.
+#[test]
+fn bench_at_batch_1_measures_batch_1_alone() {
+    if common::gpu_or_skip().is_none() {
+        return;
+    }
+    let output = mnq_gpu(&["bench", "--arch", "0.25x64", "--batch", "1", "--iterations", "1", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let batches = json["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 1, "{json}");
+    assert_eq!(batches[0]["batch"], 1);
+    assert!(batches[0]["ms_per_image"].as_f64().unwrap() > 0.0);
+}
+
 #[test]
 fn sqnr_writes_charts_for_each_scheme() {
+    if !common::data_or_skip(&[MODEL_0_75, VAL1300]) {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("mnq-cli-sqnr-{}", std::process::id()));
     let output =
         mnq_gpu(&["sqnr", "--images", "2", "--scheme", "tf8,per-channel", "--json", "--out", dir.to_str().unwrap()]);
@@ -214,8 +250,7 @@ fn a_gpu_command_without_xdg_runtime_dir_prints_only_its_own_stderr() {
     }
     let output = Command::new(env!("CARGO_BIN_EXE_mnq-gpu"))
         .env_remove("XDG_RUNTIME_DIR")
-        .args(["run", "--check", "--model", "../shared/models/tflite/mobilenet_v1_0.25_128_quant.tflite"])
-        .arg("../shared/images/grace_hopper.jpg")
+        .args(["run", "--check", "--model", MODEL_0_25, GRACE_HOPPER])
         .output()
         .expect("the binary runs");
     let message = stderr(&output);
@@ -225,10 +260,10 @@ fn a_gpu_command_without_xdg_runtime_dir_prints_only_its_own_stderr() {
 
 #[test]
 fn a_device_lost_during_eval_is_a_clear_error_with_no_results_printed() {
-    if common::gpu_or_skip().is_none() {
+    if common::gpu_or_skip().is_none() || !common::data_or_skip(&[VAL1300]) {
         return;
     }
-    let model = "../shared/models/tflite/mobilenet_v1_0.25_128_quant.tflite";
+    let model = MODEL_0_25;
     // Two chunks of images: the device is destroyed after the first ran.
     let output = mnq_gpu(&["eval", "--model", model, "--limit", "80", "--json", "--lose-device-after", "1"]);
     let message = stderr(&output);
@@ -239,7 +274,7 @@ fn a_device_lost_during_eval_is_a_clear_error_with_no_results_printed() {
 
 #[test]
 fn report_writes_results_with_every_scheme_checked_and_its_charts() {
-    if common::gpu_or_skip().is_none() {
+    if common::gpu_or_skip().is_none() || !common::data_or_skip(&[MODEL_0_75, MODEL_1_0, VAL1300]) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("mnq-cli-report-{}", std::process::id()));
@@ -284,7 +319,7 @@ fn report_writes_results_with_every_scheme_checked_and_its_charts() {
 
 /// A small calibration list (absolute paths), to keep the CLI tests that calibrate fast.
 fn small_calibration_list(name: &str, images: usize) -> std::path::PathBuf {
-    let shared = std::path::Path::new("../shared/imagenet/val1300").canonicalize().unwrap();
+    let shared = std::path::Path::new(VAL1300).canonicalize().unwrap();
     let text = std::fs::read_to_string(shared.join("calibration.txt")).unwrap();
     let lines: Vec<String> = text.lines().take(images).map(|l| format!("{}/images/{l}", shared.display())).collect();
     let path = std::env::temp_dir().join(format!("mnq-cli-{name}-{}.txt", std::process::id()));
@@ -294,13 +329,16 @@ fn small_calibration_list(name: &str, images: usize) -> std::path::PathBuf {
 
 #[test]
 fn export_writes_a_tflite_file_that_run_checks_and_classifies_like_its_source() {
+    if !common::data_or_skip(&[MODEL_0_75, VAL1300]) {
+        return;
+    }
     let list = small_calibration_list("export", 4);
     let file = std::env::temp_dir().join(format!("mnq-cli-export-{}.tflite", std::process::id()));
     let (list, file) = (list.to_str().unwrap(), file.to_str().unwrap());
     let output = mnq_gpu(&["export", "--scheme", "tf8", "--calibration", list, "-o", file]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stderr(&output).contains(&format!("wrote {file} (29 layers as uint8, scheme tf8)")), "{}", stderr(&output));
-    let image = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.JPEG";
+    let image = CANOE;
     // The metadata gives the input range (x/127.5 − 1), so the file's int8 top-5 is the source model's.
     let source = mnq_gpu(&["run", "--device", "cpu", "--json", "--scheme", "tf8", "--calibration", list, image]);
     let exported = mnq_gpu(&["run", "--device", "cpu", "--json", "--model", file, image]);
@@ -320,6 +358,9 @@ fn export_writes_a_tflite_file_that_run_checks_and_classifies_like_its_source() 
 
 #[test]
 fn export_refuses_cle_with_the_reason_and_exit_code_1() {
+    if !common::data_or_skip(&[MODEL_0_75, VAL1300]) {
+        return;
+    }
     let list = small_calibration_list("export-cle", 2);
     let dir = std::env::temp_dir().join(format!("mnq-cli-export-cle-{}", std::process::id()));
     let output = mnq_gpu(&[
@@ -342,8 +383,11 @@ fn export_refuses_cle_with_the_reason_and_exit_code_1() {
 
 #[test]
 fn sensitivity_measures_every_layer_and_checks_its_assignment_end_to_end() {
+    if !common::data_or_skip(&[VAL1300]) {
+        return;
+    }
     let list = small_calibration_list("sensitivity", 4);
-    let model = "../shared/models/tflite/mobilenet_v1_0.25_128_quant.tflite";
+    let model = MODEL_0_25;
     let device = if common::gpu_or_skip().is_some() { "gpu" } else { "cpu" };
     let args = ["sensitivity", "--model", model, "--calibration", list.to_str().unwrap(), "--limit", "4"];
     let output = mnq_gpu(&[&args[..], &["--bits", "4", "--device", device, "--json"]].concat());

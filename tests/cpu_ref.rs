@@ -1,6 +1,8 @@
 //! The CPU reference: each op on a tiny case worked out by hand, the nudged quantization parameters of known
 //! ranges, the quantized-model file, and float accuracy on real images.
 
+mod common;
+
 use mnq_gpu::cpu_ref::{
     conv2d_f32, conv2d_u8, depthwise_conv2d_u8, global_avg_pool_u8, pointwise_conv2d_u8, run_f32, run_u8,
 };
@@ -180,6 +182,9 @@ fn integer_pipeline_tracks_float_on_a_synthetic_model() {
 
 #[test]
 fn float_top1_of_the_0_75_model_on_100_evaluation_images_is_at_least_70_percent() {
+    if !common::data_or_skip(&[MODEL_0_75, EVALUATION]) {
+        return;
+    }
     let model = mnq_gpu::model::tfjs::load(Path::new(MODEL_0_75)).unwrap();
     let images = read_list(Path::new(EVALUATION), 1000).unwrap();
     let correct = images

@@ -1,8 +1,11 @@
 //! `mnq-gpu download`: models arrive complete and byte-identical, or not at all, from a local HTTP server that
-//! serves `../shared/models` in Google's URL layout (no network).
+//! serves models in Google's URL layout (no network): Google's 0.25 × 128 TFLite file (`tests/data/`) in a .tgz laid
+//! out like TensorFlow's, and TF.js folders generated here (the download reads only model.json's manifest).
 
 use flate2::write::GzEncoder;
 use mnq_gpu::download::{self, Format, KnownModel, Options, DEFAULT_BASE_URL};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,7 +16,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-const SHARED_MODELS: &str = "../shared/models";
 const TFJS_PREFIX: &str = "/tfjs-models/tfjs";
 const TGZ_PREFIX: &str = "/download.tensorflow.org/models/mobilenet_v1_2018_08_02";
 const TFLITE_NAME: &str = "mobilenet_v1_0.25_128_quant";
@@ -96,22 +98,37 @@ fn serve(mut stream: TcpStream, routes: &HashMap<String, Reply>) {
     let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
 }
 
-/// Routes serving `../shared/models/<folder>` as Google's TF.js model `<folder>`.
-fn tfjs_routes(folder: &str) -> HashMap<String, Reply> {
-    let dir = Path::new(SHARED_MODELS).join(folder);
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (../shared must sit beside the repo)", dir.display()));
-    entries
-        .map(|entry| {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            (format!("{TFJS_PREFIX}/{folder}/{name}"), Reply::File(std::fs::read(entry.path()).unwrap()))
-        })
-        .collect()
+/// The shards of [`generated_tfjs`]: group number, then the float32 tensors each shard of the group holds (Google
+/// splits a group into 4 MB shards; group 2 is split in two here).
+const GENERATED_GROUPS: [(usize, &[&[u64]]); 3] =
+    [(1, &[&[3, 3, 3, 24]]), (2, &[&[1, 1, 96, 192], &[1, 1, 192, 96]]), (3, &[&[96], &[96], &[96], &[96]])];
+
+/// Routes serving a generated TF.js *layers* model as Google's model `<folder>`: a `model.json` whose manifest lists
+/// [`GENERATED_GROUPS`] and shards of seeded random bytes of exactly the sizes the manifest implies. The download
+/// reads only the manifest (and checks the sizes), so it needs no real weights.
+fn generated_tfjs(folder: &str) -> HashMap<String, Reply> {
+    let mut rng = SmallRng::seed_from_u64(5);
+    let mut routes = HashMap::new();
+    let mut manifest = Vec::new();
+    for (group, shards) in GENERATED_GROUPS {
+        let paths: Vec<String> =
+            (1..=shards.len()).map(|i| format!("group{group}-shard{i}of{}", shards.len())).collect();
+        let mut weights = Vec::new();
+        for (path, shape) in paths.iter().zip(shards) {
+            weights.push(serde_json::json!({"name": format!("{path}/kernel"), "shape": shape, "dtype": "float32"}));
+            let bytes: Vec<u8> = (0..4 * shape.iter().product::<u64>()).map(|_| rng.random()).collect();
+            routes.insert(format!("{TFJS_PREFIX}/{folder}/{path}"), Reply::File(bytes));
+        }
+        manifest.push(serde_json::json!({"paths": paths, "weights": weights}));
+    }
+    let json = serde_json::json!({"modelTopology": {}, "weightsManifest": manifest});
+    routes.insert(format!("{TFJS_PREFIX}/{folder}/model.json"), Reply::File(serde_json::to_vec(&json).unwrap()));
+    routes
 }
 
-fn shared_tflite() -> Vec<u8> {
-    std::fs::read(Path::new(SHARED_MODELS).join("tflite").join(format!("{TFLITE_NAME}.tflite"))).unwrap()
+/// Google's mobilenet_v1_0.25_128_quant.tflite (tests/data/README.md).
+fn published_tflite() -> Vec<u8> {
+    std::fs::read(format!("tests/data/{TFLITE_NAME}.tflite")).unwrap()
 }
 
 /// A .tgz laid out like TensorFlow's: the .tflite among the checkpoint files, with `./` paths.
@@ -214,21 +231,21 @@ fn the_registry_knows_every_published_width_and_input_size_at_googles_urls() {
 #[test]
 fn a_tfjs_model_downloads_model_json_and_every_shard_byte_identical() {
     let cache = TempDir::new("tfjs");
-    let server = Server::start(tfjs_routes("mobilenet_v1_0.75_224"));
+    let routes = generated_tfjs("mobilenet_v1_0.75_224");
+    let server = Server::start(routes.clone());
     let output = mnq_gpu(&cache.0, &server.url, &["mobilenet_v1_0.75_224"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let folder = cache.0.join("mobilenet_v1_0.75_224");
     assert_eq!(stdout(&output).trim_end(), folder.display().to_string());
 
-    let source = Path::new(SHARED_MODELS).join("mobilenet_v1_0.75_224");
-    let names = entries(&source);
-    assert_eq!(names.len(), 56, "model.json + 55 shards");
-    assert_eq!(entries(&folder), names);
+    let names = entries(&folder);
+    let shards: usize = GENERATED_GROUPS.iter().map(|(_, shards)| shards.len()).sum();
+    assert_eq!(names.len(), 1 + shards, "model.json + {shards} shards: {names:?}");
     for name in &names {
-        assert!(
-            std::fs::read(folder.join(name)).unwrap() == std::fs::read(source.join(name)).unwrap(),
-            "{name} differs"
-        );
+        let Some(Reply::File(served)) = routes.get(&format!("{TFJS_PREFIX}/mobilenet_v1_0.75_224/{name}")) else {
+            panic!("{name} was not served")
+        };
+        assert!(std::fs::read(folder.join(name)).unwrap() == *served, "{name} differs");
     }
     assert_eq!(entries(&cache.0), ["mobilenet_v1_0.75_224"], "no partial files left behind");
     assert_eq!(download::cached_in(&cache.0, &model("mobilenet_v1_0.75_224")), Some(folder));
@@ -237,7 +254,7 @@ fn a_tfjs_model_downloads_model_json_and_every_shard_byte_identical() {
 #[test]
 fn a_tflite_tgz_downloads_and_extracts_the_byte_identical_tflite() {
     let cache = TempDir::new("tflite");
-    let tflite = shared_tflite();
+    let tflite = published_tflite();
     let server = Server::start([tgz_route(Reply::File(tflite_tgz(&tflite)))].into());
     let output = mnq_gpu(&cache.0, &server.url, &[TFLITE_NAME]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -251,7 +268,7 @@ fn a_tflite_tgz_downloads_and_extracts_the_byte_identical_tflite() {
 #[test]
 fn a_cached_model_is_not_fetched_again_and_a_failed_force_keeps_it() {
     let cache = TempDir::new("force");
-    let tflite = shared_tflite();
+    let tflite = published_tflite();
     let server = Server::start([tgz_route(Reply::File(tflite_tgz(&tflite)))].into());
     let base_url = server.url.clone();
     assert!(mnq_gpu(&cache.0, &base_url, &[TFLITE_NAME]).status.success());
@@ -282,15 +299,17 @@ fn a_404_is_an_error_naming_the_url_and_leaves_nothing_cached() {
     assert!(entries(&cache.0).is_empty(), "left behind: {:?}", entries(&cache.0));
 }
 
-/// The shared 1.0 model lacks `group37-shard1of1` (conv_pw_13/kernel): served as is, that shard is a 404.
+/// As the shared 1.0 model lacks `group37-shard1of1` (conv_pw_13/kernel): a shard the manifest lists is a 404.
 #[test]
 fn a_missing_shard_is_a_404_naming_its_url_and_leaves_no_model_folder() {
     let cache = TempDir::new("missing-shard");
-    let server = Server::start(tfjs_routes("mobilenet_v1_1.0_224"));
+    let mut routes = generated_tfjs("mobilenet_v1_1.0_224");
+    routes.remove(&format!("{TFJS_PREFIX}/mobilenet_v1_1.0_224/group2-shard2of2")).expect("a generated shard");
+    let server = Server::start(routes);
     let output = mnq_gpu(&cache.0, &server.url, &["mobilenet_v1_1.0_224"]);
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
-    let url = format!("{}{TFJS_PREFIX}/mobilenet_v1_1.0_224/group37-shard1of1", server.url);
+    let url = format!("{}{TFJS_PREFIX}/mobilenet_v1_1.0_224/group2-shard2of2", server.url);
     assert!(message.contains(&format!("cannot download {url}: the server answered HTTP 404")), "{message}");
     assert_eq!(download::cached_in(&cache.0, &model("mobilenet_v1_1.0_224")), None);
     assert!(entries(&cache.0).is_empty(), "left behind: {:?}", entries(&cache.0));
@@ -299,7 +318,7 @@ fn a_missing_shard_is_a_404_naming_its_url_and_leaves_no_model_folder() {
 #[test]
 fn a_truncated_tgz_is_an_error_and_leaves_nothing_cached() {
     let cache = TempDir::new("truncated-tgz");
-    let tgz = tflite_tgz(&shared_tflite());
+    let tgz = tflite_tgz(&published_tflite());
     let (announced, sent) = (tgz.len(), tgz.len() / 2);
     let server = Server::start([tgz_route(Reply::Truncated { body: tgz[..sent].to_vec(), announced })].into());
     let error = download::download(&model(TFLITE_NAME), &quiet_options(&cache.0, &server.url)).unwrap_err();
@@ -320,9 +339,9 @@ fn a_truncated_tgz_is_an_error_and_leaves_nothing_cached() {
 #[test]
 fn a_truncated_shard_is_an_error_and_leaves_no_model_folder() {
     let cache = TempDir::new("truncated-shard");
-    let mut routes = tfjs_routes("mobilenet_v1_0.75_224");
-    let shard = format!("{TFJS_PREFIX}/mobilenet_v1_0.75_224/group20-shard1of1");
-    let Some(Reply::File(body)) = routes.get(&shard).cloned() else { panic!("{shard} is in the shared model") };
+    let mut routes = generated_tfjs("mobilenet_v1_0.75_224");
+    let shard = format!("{TFJS_PREFIX}/mobilenet_v1_0.75_224/group2-shard1of2");
+    let Some(Reply::File(body)) = routes.get(&shard).cloned() else { panic!("{shard} is in the generated model") };
     routes.insert(shard.clone(), Reply::Truncated { body: body[..body.len() - 100].to_vec(), announced: body.len() });
     let server = Server::start(routes);
     let output = mnq_gpu(&cache.0, &server.url, &["mobilenet_v1_0.75_224"]);
@@ -384,7 +403,7 @@ fn an_unknown_name_is_an_error_listing_the_known_names() {
 #[test]
 fn list_shows_every_known_name_and_which_are_cached() {
     let cache = TempDir::new("list");
-    let server = Server::start([tgz_route(Reply::File(tflite_tgz(&shared_tflite())))].into());
+    let server = Server::start([tgz_route(Reply::File(tflite_tgz(&published_tflite())))].into());
     assert!(mnq_gpu(&cache.0, &server.url, &[TFLITE_NAME]).status.success());
     let output = mnq_gpu(&cache.0, &server.url, &["--list"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -405,7 +424,7 @@ fn list_shows_every_known_name_and_which_are_cached() {
 #[test]
 fn the_cache_is_mnq_cache_dir_else_xdg_cache_home_else_home() {
     let root = TempDir::new("cache-dir");
-    let server = Server::start([tgz_route(Reply::File(tflite_tgz(&shared_tflite())))].into());
+    let server = Server::start([tgz_route(Reply::File(tflite_tgz(&published_tflite())))].into());
     let file = format!("{TFLITE_NAME}.tflite");
     let run = |envs: &[(&str, &Path)]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mnq-gpu"));

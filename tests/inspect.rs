@@ -1,6 +1,8 @@
 //! Claims about the weight analysis behind `mnq-gpu inspect`, on the published models in ../shared, and about the
 //! charts it writes.
 
+mod common;
+
 use mnq_gpu::analysis::{self, LayerAnalysis};
 use mnq_gpu::model::tfjs::TfjsModel;
 use mnq_gpu::plot::{self, Series};
@@ -8,12 +10,9 @@ use std::path::{Path, PathBuf};
 
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
 
-/// `../shared/<relative>` beside the source tree, where every developer and CI run has the published models.
-fn shared(relative: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(relative);
-    assert!(path.exists(), "{} is missing: the tests need ../shared (see its README)", path.display());
-    path
-}
+/// Google's TF.js models in ../shared (../shared/README.md).
+const MODEL_1_0: &str = "../shared/models/mobilenet_v1_1.0_224";
+const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
 
 fn row<'a>(rows: &'a [LayerAnalysis], layer: &str) -> &'a LayerAnalysis {
     rows.iter().find(|r| r.layer == layer).unwrap_or_else(|| panic!("no row for {layer}"))
@@ -37,7 +36,10 @@ fn assert_png_and_svg(paths: &[PathBuf]) {
 
 #[test]
 fn incomplete_1_0_model_shows_dead_depthwise_channels_and_reports_missing_kernel() {
-    let model = TfjsModel::open(&shared("models/mobilenet_v1_1.0_224")).expect("model.json opens");
+    if !common::data_or_skip(&[MODEL_1_0]) {
+        return;
+    }
+    let model = TfjsModel::open(Path::new(MODEL_1_0)).expect("model.json opens");
     let rows = analysis::analyse(&model);
     assert_eq!(rows.len(), 28, "conv1 + 13 × (dw, pw) + conv_preds");
 
@@ -65,7 +67,10 @@ fn incomplete_1_0_model_shows_dead_depthwise_channels_and_reports_missing_kernel
 
 #[test]
 fn folding_widens_conv_dw_1_range_in_0_75_model() {
-    let model = TfjsModel::open(&shared("models/mobilenet_v1_0.75_224")).expect("model.json opens");
+    if !common::data_or_skip(&[MODEL_0_75]) {
+        return;
+    }
+    let model = TfjsModel::open(Path::new(MODEL_0_75)).expect("model.json opens");
     assert_eq!(model.batch_norm_epsilon("conv_dw_1_bn"), Some(0.001));
     let dw1 = analysis::analyse_layer(&model, "conv_dw_1");
     let (kernel, folded) = (dw1.kernel.expect("kernel range"), dw1.folded.expect("folded range"));

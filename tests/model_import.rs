@@ -1,5 +1,7 @@
 //! TF.js import: every defect of a model directory is a clear error naming the file and the tensor.
 
+mod common;
+
 use mnq_gpu::model::tfjs::{load, TfjsModel};
 use mnq_gpu::model::{Op, Padding};
 use std::path::{Path, PathBuf};
@@ -7,8 +9,16 @@ use std::path::{Path, PathBuf};
 const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
 const MODEL_1_0: &str = "../shared/models/mobilenet_v1_1.0_224";
 
+/// True when Google's TF.js models are beside the repository (every test here reads or breaks one of them).
+fn have_models() -> bool {
+    common::data_or_skip(&[MODEL_0_75, MODEL_1_0])
+}
+
 #[test]
 fn the_0_75_model_loads_with_its_topology() {
+    if !have_models() {
+        return;
+    }
     let model = load(Path::new(MODEL_0_75)).unwrap();
     assert_eq!(model.layers.len(), 1 + 26 + 2);
     assert_eq!(model.layers[0].op, Op::Conv2d { stride: 2, padding: Padding::Same });
@@ -23,6 +33,9 @@ fn the_0_75_model_loads_with_its_topology() {
 
 #[test]
 fn the_1_0_model_names_its_missing_shard_and_tensor() {
+    if !have_models() {
+        return;
+    }
     let error = load_error(Path::new(MODEL_1_0));
     assert!(error.contains("group37-shard1of1"), "{error}");
     assert!(error.contains("conv_pw_13/kernel"), "{error}");
@@ -95,12 +108,18 @@ fn conv1_shard() -> Vec<u8> {
 
 #[test]
 fn malformed_json_is_an_error() {
+    if !have_models() {
+        return;
+    }
     let error = Broken::new("json").edit_json(|t| t[..t.len() / 2].to_string()).error();
     assert!(error.contains("model.json") && error.contains("malformed JSON"), "{error}");
 }
 
 #[test]
 fn an_unknown_dtype_names_the_tensor() {
+    if !have_models() {
+        return;
+    }
     let error = Broken::new("dtype")
         .edit_json(|t| {
             t.replace("\"dtype\":\"float32\",\"shape\":[3,3,3,24]", "\"dtype\":\"float16\",\"shape\":[3,3,3,24]")
@@ -111,6 +130,9 @@ fn an_unknown_dtype_names_the_tensor() {
 
 #[test]
 fn a_shard_of_the_wrong_size_names_file_and_tensor() {
+    if !have_models() {
+        return;
+    }
     let shard = conv1_shard();
     let error = Broken::new("size").replace_shard("group1-shard1of1", &shard[..shard.len() - 4]).error();
     assert!(error.contains("group1-shard1of1") && error.contains("conv1/kernel"), "{error}");
@@ -119,6 +141,9 @@ fn a_shard_of_the_wrong_size_names_file_and_tensor() {
 
 #[test]
 fn a_nan_weight_is_refused() {
+    if !have_models() {
+        return;
+    }
     let mut shard = conv1_shard();
     shard[20..24].copy_from_slice(&f32::NAN.to_le_bytes());
     let error = Broken::new("nan").replace_shard("group1-shard1of1", &shard).error();
@@ -127,12 +152,18 @@ fn a_nan_weight_is_refused() {
 
 #[test]
 fn a_shape_that_does_not_fit_the_topology_is_refused() {
+    if !have_models() {
+        return;
+    }
     let error = Broken::new("shape").edit_json(|t| t.replacen("\"filters\":24", "\"filters\":32", 1)).error();
     assert!(error.contains("conv1/kernel") && error.contains("does not fit the topology"), "{error}");
 }
 
 #[test]
 fn an_absurd_shape_is_refused() {
+    if !have_models() {
+        return;
+    }
     let error = Broken::new("absurd").edit_json(|t| t.replacen("[3,3,3,24]", "[300000,300000,3,24]", 1)).error();
     assert!(error.contains("absurd shape"), "{error}");
 }

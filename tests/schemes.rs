@@ -1,6 +1,8 @@
 //! Quantization schemes: names parse, the exact transforms keep the float function, and each scheme does what
 //! it claims on small inputs.
 
+mod common;
+
 use mnq_gpu::calibrate::{mse_range, prepare};
 use mnq_gpu::cpu_ref::run_f32;
 use mnq_gpu::labels::read_list;
@@ -35,11 +37,17 @@ fn synthetic_images(size: usize, count: usize) -> Vec<Vec<f32>> {
     (0..count).map(|i| (0..size * size * 3).map(|j| ((i * 37 + j * 11) % 253) as f32 / 126.5 - 1.0).collect()).collect()
 }
 
-fn real_images(count: usize) -> (Model, Vec<Vec<f32>>) {
-    let model = tfjs::load(Path::new("../shared/models/mobilenet_v1_0.75_224")).unwrap();
-    let list = read_list(Path::new("../shared/imagenet/val1300/calibration.txt"), 1000).unwrap();
+/// Google's TF.js 0.75 model and the first `count` calibration images, or None after recording the skip: both are
+/// in ../shared only.
+fn real_images(count: usize) -> Option<(Model, Vec<Vec<f32>>)> {
+    let (model, calibration) = ("../shared/models/mobilenet_v1_0.75_224", "../shared/imagenet/val1300/calibration.txt");
+    if !common::data_or_skip(&[model, calibration]) {
+        return None;
+    }
+    let model = tfjs::load(Path::new(model)).unwrap();
+    let list = read_list(Path::new(calibration), 1000).unwrap();
     let images = list.iter().take(count).map(|l| load_image(&l.path, model.input_shape).unwrap()).collect();
-    (model, images)
+    Some((model, images))
 }
 
 #[test]
@@ -116,7 +124,7 @@ fn equalization_balances_the_ranges_of_each_channel_pair() {
 
 #[test]
 fn the_zero_variance_fix_keeps_the_real_model_float_function() {
-    let (model, images) = real_images(3);
+    let Some((model, images)) = real_images(3) else { return };
     let dead: usize = model.layers.iter().map(|l| zero_variance_channels(l).len()).sum();
     assert!(dead > 10, "the 0.75 model has dead BatchNorm channels ({dead})");
     assert_same_function(&fold_batch_norms(&model, false), &fold_batch_norms(&model, true), &images, true);
@@ -154,7 +162,7 @@ fn mse_clipping_cuts_rare_outliers_and_keeps_a_uniform_range() {
 /// and its output the constant ReLU6(beta).
 #[test]
 fn zero_variance_depthwise_channels_see_exactly_zero_on_calibration_images() {
-    let (model, images) = real_images(3);
+    let Some((model, images)) = real_images(3) else { return };
     let mut checked = 0;
     for image in &images {
         let outputs = run_f32(&model, image);

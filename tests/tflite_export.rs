@@ -2,6 +2,8 @@
 //! same quantized model, field for field (so the CPU reference and the GPU compute the same bytes on it); the
 //! schemes it cannot express are refused with the reason.
 
+mod common;
+
 use mnq_gpu::calibrate::quantize_scheme;
 use mnq_gpu::labels::read_list;
 use mnq_gpu::model::{tfjs, InputRange, Model};
@@ -15,19 +17,27 @@ use std::sync::OnceLock;
 /// Calibration images: enough for realistic ranges, few enough to keep the test fast.
 const CALIBRATION_IMAGES: usize = 3;
 
-/// The 0.75 × 224 TF.js model and the first calibration images.
+const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
+const CALIBRATION: &str = "../shared/imagenet/val1300/calibration.txt";
+
+/// The 0.75 × 224 TF.js model and the first calibration images (both in ../shared only).
 fn model_and_images() -> &'static (Model, Vec<Vec<f32>>) {
     static DATA: OnceLock<(Model, Vec<Vec<f32>>)> = OnceLock::new();
     DATA.get_or_init(|| {
-        let model = tfjs::load(Path::new("../shared/models/mobilenet_v1_0.75_224")).unwrap();
-        let list = read_list(Path::new("../shared/imagenet/val1300/calibration.txt"), 1000).unwrap();
+        let model = tfjs::load(Path::new(MODEL_0_75)).unwrap();
+        let list = read_list(Path::new(CALIBRATION), 1000).unwrap();
         let images =
             list.iter().take(CALIBRATION_IMAGES).map(|l| load_image(&l.path, model.input_shape).unwrap()).collect();
         (model, images)
     })
 }
 
-/// (the float model `scheme` quantizes, the quantized model).
+/// True when the 0.75 model and the calibration images are beside the repository; else records the skip.
+fn have_data() -> bool {
+    common::data_or_skip(&[MODEL_0_75, CALIBRATION])
+}
+
+/// (the float model `scheme` quantizes, the quantized model); call [`have_data`] first.
 fn quantized(scheme: &str) -> (Model, QuantModel) {
     let (model, images) = model_and_images();
     quantize_scheme(model, &scheme.parse().unwrap(), images).unwrap()
@@ -65,6 +75,9 @@ fn assert_same_model(what: &str, expected: &QuantModel, actual: &QuantModel) {
 
 #[test]
 fn every_uint8_scheme_exports_and_imports_back_to_the_same_model() {
+    if !have_data() {
+        return;
+    }
     for scheme in ["tf8", "tf8-zero-var", "tf8+mse", "tf8-zero-var+relu", "tf8-zero-var+dw-linear"] {
         let (float, model) = quantized(scheme);
         assert_eq!(export::element_type(&model).unwrap(), ElementType::Uint8, "{scheme}");
@@ -82,6 +95,9 @@ fn every_uint8_scheme_exports_and_imports_back_to_the_same_model() {
 /// as int8 files (values and zero points − 128, weights with zero point 0).
 #[test]
 fn symmetric_schemes_export_as_int8_and_import_back_to_the_same_model() {
+    if !have_data() {
+        return;
+    }
     for scheme in ["per-channel+sym", "tf8+sym", "tf8-zero-var+sym+mse"] {
         let (float, model) = quantized(scheme);
         assert!(model.layers.iter().all(|l| l.weight_zero_points.iter().all(|&z| z == 128)), "{scheme}");
@@ -97,6 +113,9 @@ fn symmetric_schemes_export_as_int8_and_import_back_to_the_same_model() {
 /// export, and the metadata gives the scheme back with its widths.
 #[test]
 fn fewer_bit_weights_export_and_import_back_to_the_same_model() {
+    if !have_data() {
+        return;
+    }
     let cases = [
         ("tf8-zero-var+w4", ElementType::Uint8),
         ("tf8+w6+w8@conv1@conv_preds", ElementType::Uint8),
@@ -115,6 +134,9 @@ fn fewer_bit_weights_export_and_import_back_to_the_same_model() {
 
 #[test]
 fn per_channel_and_cle_are_refused_with_the_reason() {
+    if !have_data() {
+        return;
+    }
     let cases = [
         ("per-channel", "asymmetric per-channel weights"),
         ("cle", "per-channel activation clamps"),
@@ -132,6 +154,9 @@ fn per_channel_and_cle_are_refused_with_the_reason() {
 /// them, s_in·s_w in double) would make TFLite compute other bytes: refused.
 #[test]
 fn a_multiplier_tflite_would_derive_differently_is_refused() {
+    if !have_data() {
+        return;
+    }
     let (float, mut model) = quantized("tf8");
     for layer in model.layers.iter_mut().filter(|l| l.op.has_weights()) {
         for c in 0..layer.output_shape.c {
@@ -146,6 +171,9 @@ fn a_multiplier_tflite_would_derive_differently_is_refused() {
 
 #[test]
 fn a_clamp_no_fused_activation_gives_is_refused() {
+    if !have_data() {
+        return;
+    }
     let (float, mut model) = quantized("tf8");
     let layer = &mut model.layers[1];
     layer.act_max = vec![layer.act_max[0] - 1; layer.act_max.len()];
@@ -155,6 +183,9 @@ fn a_clamp_no_fused_activation_gives_is_refused() {
 
 #[test]
 fn synthetic_models_are_refused() {
+    if !have_data() {
+        return;
+    }
     let float = mnq_gpu::model::synthetic::mobilenet_v1(0.25, 64, 1);
     let (_, mut model) = quantized("tf8");
     model.synthetic = true;
@@ -164,7 +195,7 @@ fn synthetic_models_are_refused() {
 
 #[test]
 fn googles_uint8_file_exports_and_imports_back_to_the_same_model() {
-    let original = tflite::load(Path::new("../shared/models/tflite/mobilenet_v1_0.25_128_quant.tflite")).unwrap();
+    let original = tflite::load(Path::new("tests/data/mobilenet_v1_0.25_128_quant.tflite")).unwrap();
     let imported = export_and_import(&original.float, &original.model);
     assert_eq!(imported.element_type, ElementType::Uint8);
     assert_same_model("mobilenet_v1_0.25_128_quant", &original.model, &imported.model);
@@ -174,6 +205,9 @@ fn googles_uint8_file_exports_and_imports_back_to_the_same_model() {
 
 #[test]
 fn a_saved_file_loads_with_the_models_name_and_scheme() {
+    if !have_data() {
+        return;
+    }
     let (float, model) = quantized("tf8");
     let path = std::env::temp_dir().join(format!("mnq-export-{}.tflite", std::process::id()));
     export::save(&model, &float, &path).unwrap();

@@ -1,5 +1,8 @@
-//! Import of Google's uint8 TFLite MobileNetV1 files (../shared/models/tflite): structure, parameters, the
-//! float model they represent, and clear errors for defective files.
+//! Import of Google's uint8 TFLite MobileNetV1 files (the built-in 1.0 × 224 in assets/, the 0.25 × 128 fixture in
+//! tests/data/, the other two in ../shared/models/tflite): structure, parameters, the float model they represent,
+//! and clear errors for defective files.
+
+mod common;
 
 use mnq_gpu::cpu_ref;
 use mnq_gpu::model::{Op, Padding};
@@ -7,24 +10,27 @@ use mnq_gpu::preprocess::load_model_input;
 use mnq_gpu::tflite::{self, ElementType};
 use std::path::{Path, PathBuf};
 
-const MODELS: &str = "../shared/models/tflite";
-
-/// (file, width, input size) of the four shared models.
-const FILES: [(&str, f32, usize); 4] = [
-    ("mobilenet_v1_1.0_224_quant.tflite", 1.0, 224),
-    ("mobilenet_v1_0.75_192_quant.tflite", 0.75, 192),
-    ("mobilenet_v1_0.5_160_quant.tflite", 0.5, 160),
-    ("mobilenet_v1_0.25_128_quant.tflite", 0.25, 128),
+/// (folder, file, width, input size) of Google's four uint8 files.
+const FILES: [(&str, &str, f32, usize); 4] = [
+    ("assets", "mobilenet_v1_1.0_224_quant.tflite", 1.0, 224),
+    ("../shared/models/tflite", "mobilenet_v1_0.75_192_quant.tflite", 0.75, 192),
+    ("../shared/models/tflite", "mobilenet_v1_0.5_160_quant.tflite", 0.5, 160),
+    ("tests/data", "mobilenet_v1_0.25_128_quant.tflite", 0.25, 128),
 ];
 
-fn path(file: &str) -> PathBuf {
-    Path::new(MODELS).join(file)
+fn path((folder, file, ..): (&str, &str, f32, usize)) -> PathBuf {
+    Path::new(folder).join(file)
 }
 
 #[test]
 fn google_uint8_models_import_as_mobilenet_v1() {
-    for (file, width, size) in FILES {
-        let imported = tflite::load(&path(file)).unwrap();
+    let shared: Vec<PathBuf> = FILES.into_iter().map(path).filter(|p| p.starts_with("../shared")).collect();
+    let have_shared = common::data_or_skip(&shared.iter().map(|p| p.to_str().unwrap()).collect::<Vec<_>>());
+    for entry @ (_, file, width, size) in FILES {
+        if !have_shared && shared.contains(&path(entry)) {
+            continue;
+        }
+        let imported = tflite::load(&path(entry)).unwrap();
         let model = &imported.model;
         assert_eq!(imported.element_type, ElementType::Uint8, "{file}");
         assert_eq!((model.input_shape.h, model.input_shape.w, model.input_shape.c), (size, size, 3), "{file}");
@@ -48,8 +54,8 @@ fn google_uint8_models_import_as_mobilenet_v1() {
 #[test]
 fn the_1_0_model_classifies_grace_hopper_as_tensorflow_label_image_does() {
     // TensorFlow's label_image example on this photo with mobilenet_v1_1.0_224_quant: "military uniform" first.
-    let imported = tflite::load(&path(FILES[0].0)).unwrap();
-    let image = load_model_input(Path::new("../shared/images/grace_hopper.jpg"), &imported.float).unwrap();
+    let imported = tflite::load(&path(FILES[0])).unwrap();
+    let image = load_model_input(Path::new("assets/grace_hopper.jpg"), &imported.float).unwrap();
     let logits = cpu_ref::run_u8(&imported.model, &imported.model.quantize_input(&image)).pop().unwrap();
     let best = (0..logits.len()).max_by_key(|&i| (logits[i], std::cmp::Reverse(i))).unwrap();
     let class = imported.float.class_of_output(best).expect("not background");
@@ -58,7 +64,7 @@ fn the_1_0_model_classifies_grace_hopper_as_tensorflow_label_image_does() {
 
 /// Google's 0.25 × 128 file, decoded into planus's owned tables, for tests that break one thing in it.
 fn google_0_25() -> (Vec<u8>, tflite::schema::Model) {
-    let bytes = std::fs::read(path(FILES[3].0)).unwrap();
+    let bytes = std::fs::read(path(FILES[3])).unwrap();
     let root = <tflite::schema::ModelRef as planus::ReadAsRoot>::read_as_root(&bytes).unwrap();
     (bytes.clone(), tflite::schema::Model::try_from(root).unwrap())
 }

@@ -2,6 +2,8 @@
 //! today's quantization, bias correction uses the b-bit error, the logits lose SQNR as bits go, and a layer
 //! quantized alone (`mnq-gpu sensitivity`) is exactly that layer of the fully quantized model.
 
+mod common;
+
 use mnq_gpu::calibrate::{calibrate, prepare, quantize_calibrated, Calibration};
 use mnq_gpu::cpu_ref::run_u8;
 use mnq_gpu::labels::read_list;
@@ -21,12 +23,22 @@ fn images(list: &str, count: usize, model: &Model) -> Vec<Vec<f32>> {
     list.iter().take(count).map(|l| load_image(&l.path, model.input_shape).unwrap()).collect()
 }
 
-/// The 0.75 × 224 TF.js model and its first calibration images.
+const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
+const CALIBRATION: &str = "../shared/imagenet/val1300/calibration.txt";
+const EVALUATION: &str = "../shared/imagenet/val1300/evaluation.txt";
+
+/// True when the 0.75 model and the ImageNet images every test here reads are beside the repository; else records
+/// the skip.
+fn have_data() -> bool {
+    common::data_or_skip(&[MODEL_0_75, CALIBRATION, EVALUATION])
+}
+
+/// The 0.75 × 224 TF.js model and its first calibration images; call [`have_data`] first.
 fn model_and_images() -> &'static (Model, Vec<Vec<f32>>) {
     static DATA: OnceLock<(Model, Vec<Vec<f32>>)> = OnceLock::new();
     DATA.get_or_init(|| {
-        let model = tfjs::load(Path::new("../shared/models/mobilenet_v1_0.75_224")).unwrap();
-        let calibration = images("../shared/imagenet/val1300/calibration.txt", CALIBRATION_IMAGES, &model);
+        let model = tfjs::load(Path::new(MODEL_0_75)).unwrap();
+        let calibration = images(CALIBRATION, CALIBRATION_IMAGES, &model);
         (model, calibration)
     })
 }
@@ -51,6 +63,9 @@ fn codes(bits: u8, symmetric: bool) -> (u8, u8) {
 
 #[test]
 fn b_bit_weights_take_at_most_2_to_the_b_codes_in_their_range() {
+    if !have_data() {
+        return;
+    }
     for base in ["tf8-zero-var", "per-channel", "tf8-zero-var+sym", "per-channel+sym"] {
         let scheme: Scheme = base.parse().unwrap();
         let (prepared, calibration) = calibrated(&scheme);
@@ -97,6 +112,9 @@ fn b_bit_weights_take_at_most_2_to_the_b_codes_in_their_range() {
 /// the uniform scheme of its width does.
 #[test]
 fn eight_bits_is_unchanged_and_an_assignment_takes_each_layer_from_its_width() {
+    if !have_data() {
+        return;
+    }
     for base in ["tf8-zero-var", "per-channel+sym", "cle-bc"] {
         let scheme: Scheme = base.parse().unwrap();
         let (prepared, calibration) = calibrated(&scheme);
@@ -116,6 +134,9 @@ fn eight_bits_is_unchanged_and_an_assignment_takes_each_layer_from_its_width() {
 
 #[test]
 fn an_assignment_naming_no_weighted_layer_is_refused() {
+    if !have_data() {
+        return;
+    }
     let scheme: Scheme = "tf8+w4+w8@conv_pw_14".parse().unwrap();
     let (prepared, calibration) = calibrated(&scheme);
     let message = quantize_calibrated(&prepared, &scheme, &calibration).unwrap_err().to_string();
@@ -128,6 +149,9 @@ fn an_assignment_naming_no_weighted_layer_is_refused() {
 /// not the 8-bit error.
 #[test]
 fn bias_correction_uses_the_b_bit_weight_error() {
+    if !have_data() {
+        return;
+    }
     let scheme: Scheme = "cle-bc+w4".parse().unwrap();
     let (prepared, calibration) = calibrated(&scheme);
     let model = quantize_calibrated(&prepared, &scheme, &calibration).unwrap();
@@ -162,8 +186,11 @@ fn bias_correction_uses_the_b_bit_weight_error() {
 /// Fewer weight bits lose logit SQNR: per-channel (77 % top-1 at 8 bits), 4 evaluation images.
 #[test]
 fn logit_sqnr_falls_from_8_to_4_weight_bits_on_real_images() {
+    if !have_data() {
+        return;
+    }
     let (model, _) = model_and_images();
-    let evaluation = images("../shared/imagenet/val1300/evaluation.txt", 4, model);
+    let evaluation = images(EVALUATION, 4, model);
     let scheme: Scheme = "per-channel".parse().unwrap();
     let (prepared, calibration) = calibrated(&scheme);
     let sqnr: Vec<f64> = [8, 6, 5, 4]
@@ -185,6 +212,9 @@ fn logit_sqnr_falls_from_8_to_4_weight_bits_on_real_images() {
 /// output of layer i − 1 of the integer pass, it reproduces layer i's bytes, for every layer.
 #[test]
 fn a_layer_quantized_alone_is_that_layer_of_the_quantized_model() {
+    if !have_data() {
+        return;
+    }
     let (model, images) = model_and_images();
     for name in ["tf8-zero-var+w4", "per-channel+sym+w5+w8@conv1"] {
         let quantized = {

@@ -26,8 +26,9 @@ pub struct BenchArgs {
     /// WIDTHxSIZE, e.g. 1.0x224 or 0.25x128. Timing only; `run` and `eval` refuse synthetic models.
     #[arg(long, value_name = "WIDTHxSIZE")]
     arch: Option<String>,
-    /// The larger batch size (batch 1 is always measured).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=256))]
+    /// The batch size measured beside batch 1, which is always measured (`--batch 1`: batch 1 alone, the
+    /// latency of one image).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     batch: u32,
     /// Timed runs per batch size, after two warm-up runs.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
@@ -147,7 +148,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let cpu_ref_ms = median(&mut cpu_times);
 
     let mut timings = Vec::new();
-    for size in [1, batch] {
+    // Batch 1 (latency), then the larger batch (throughput) unless it is 1 too.
+    let sizes = if batch == 1 { vec![1] } else { vec![1, batch] };
+    for size in sizes {
         let mut plan = Plan::new(&ctx, &model, size, inner)?;
         let outputs = plan.run(&ctx, &inputs[..size], Readback::Logits)?;
         let shape = model.layers.last().expect("layers").output_shape;

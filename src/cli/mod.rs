@@ -147,7 +147,7 @@ pub struct ModelArgs {
     /// A TF.js MobileNetV1 folder (model.json + shards), a quantized TFLite file (.tflite), or a name that
     /// `mnq-gpu download` fetched (e.g. mobilenet_v1_0.5_160_quant). Default: ../shared/models/mobilenet_v1_0.75_224
     /// (looked up beside and above the current folder and the source tree), else the built-in
-    /// mobilenet_v1_0.25_128_quant.
+    /// mobilenet_v1_1.0_224_quant.
     #[arg(long, value_name = "DIR|FILE|NAME")]
     pub model: Option<PathBuf>,
     /// Quantization schemes, comma-separated: a preset (tf8, tf8-zero-var, per-channel, cle, cle-bc) with

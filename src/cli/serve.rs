@@ -39,7 +39,7 @@ pub struct ServeArgs {
     dist: Option<PathBuf>,
     /// The models the page offers: TF.js folders (model.json + shards) and .tflite files, one level of
     /// subfolders deep. Default: ../shared/models (looked up as the other commands look up shared data); the
-    /// built-in mobilenet_v1_0.25_128_quant is always offered.
+    /// built-in mobilenet_v1_1.0_224_quant is always offered.
     #[arg(long, value_name = "DIR")]
     models: Option<PathBuf>,
     /// Calibration list (`FILE CLASS` lines) whose images the page calibrates on. Default:

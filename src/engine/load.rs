@@ -46,7 +46,7 @@ impl Loaded {
         Ok(Loaded { float, source, tflite: None })
     }
 
-    /// The model built into the binary: Google's mobilenet_v1_0.25_128_quant.tflite.
+    /// The model built into the binary: Google's mobilenet_v1_1.0_224_quant.tflite.
     pub fn built_in() -> Result<Loaded> {
         let name = assets::EMBEDDED_MODEL_NAME;
         let mut loaded = Loaded::from_tflite_bytes(assets::EMBEDDED_MODEL, name)?;

@@ -8,16 +8,46 @@ use mnq_gpu::quant::fixed_point::{quantize_multiplier, Requant};
 use mnq_gpu::quant::{QLayer, QuantModel, QuantParams};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::io::Write as _;
+use std::path::Path;
 
-/// The GPU context, or None after printing `SKIPPED: …` to stderr; panics when `MNQ_REQUIRE_GPU=1`.
+/// The GPU context, or None after recording the skip (see [`skip`]); panics when `MNQ_REQUIRE_GPU=1`.
 pub fn gpu_or_skip() -> Option<GpuContext> {
     match GpuContext::new(&AdapterOptions::default()) {
         Ok(ctx) => Some(ctx),
         Err(error) if std::env::var("MNQ_REQUIRE_GPU").as_deref() != Ok("1") => {
-            eprintln!("SKIPPED: no GPU adapter ({})", error.to_string().lines().next().unwrap_or_default());
+            skip("no GPU", &format!("no GPU adapter ({})", error.to_string().lines().next().unwrap_or_default()));
             None
         }
         Err(error) => panic!("MNQ_REQUIRE_GPU=1 but no GPU adapter: {error}"),
+    }
+}
+
+/// True when every path in `paths` (relative to the repository, e.g. `../shared/models/tflite`) exists; else false
+/// after recording the skip (see [`skip`]). It is for data under `../shared`, which sits beside the repository in
+/// this project's workplace and CI but not in an outside clone: ImageNet's images and Google's other models, which
+/// may not be redistributed. Panics when `MNQ_REQUIRE_DATA=1` (CI sets it), so CI skips nothing.
+pub fn data_or_skip(paths: &[&str]) -> bool {
+    let missing: Vec<&str> = paths.iter().copied().filter(|path| !Path::new(path).exists()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why =
+        format!("needs {} (../shared: ImageNet images and published models, not redistributable)", missing.join(", "));
+    assert!(std::env::var("MNQ_REQUIRE_DATA").as_deref() != Ok("1"), "MNQ_REQUIRE_DATA=1 but this test {why}");
+    skip("no data", &why);
+    false
+}
+
+/// Says on stderr that the running test skipped and why, and appends the same line to the file `MNQ_SKIP_LOG`
+/// names, if any: `scripts/test.sh` counts those lines after `cargo test` (which hides a passing test's stderr).
+pub fn skip(kind: &str, why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let line = format!("SKIPPED ({kind}): {test}: {why}");
+    eprintln!("{line}");
+    if let Some(log) = std::env::var_os("MNQ_SKIP_LOG") {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("MNQ_SKIP_LOG opens");
+        writeln!(file, "{line}").expect("MNQ_SKIP_LOG is writable");
     }
 }
 
