@@ -27,7 +27,7 @@ fn stderr(output: &Output) -> String {
 fn run_on_a_bad_image_names_it_and_exits_1() {
     let path = std::env::temp_dir().join(format!("mnq-cli-{}.jpg", std::process::id()));
     std::fs::write(&path, b"not a jpeg").unwrap();
-    let output = mnq_gpu(&["run", "--device", "cpu", path.to_str().unwrap()]);
+    let output = mnq_gpu(&["run", "--device", "cpu", "--model", MODEL_0_25, path.to_str().unwrap()]);
     std::fs::remove_file(&path).unwrap();
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
