@@ -207,12 +207,14 @@ class MobileNetV1(nn.Module):
         logits = self.logits(features[-1])
         return (logits, features) if with_features else logits
 
-    def forward_teacher_forced(self, x, teacher_features):
-        """Each block run on the teacher's input to it (teacher_features as features() gives them), so that every
-        block learns to reproduce its teacher block on its own: (logits of the last such block, the 14 outputs)."""
+    def forward_teacher_forced(self, x, teacher_features, mix=0.0):
+        """Each block run on (1 - mix) * the teacher's input to it + mix * its own previous block's output
+        (teacher_features as features() gives them). mix = 0: every block learns to reproduce its teacher block on
+        its own; mix = 1: the ordinary forward pass. Returns (logits, the 14 outputs)."""
         outputs = [activation(self.act)(self.conv1_bn(self.conv1(pad_same(x, 2))))]
         for b, teacher_input in zip(self.blocks, teacher_features[:-1]):
-            outputs.append(self.block(b, teacher_input))
+            block_input = teacher_input if mix == 0 else (1 - mix) * teacher_input + mix * outputs[-1]
+            outputs.append(self.block(b, block_input))
         return self.logits(outputs[-1]), outputs
 
     def depthwise_kernels(self):

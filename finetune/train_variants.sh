@@ -8,8 +8,8 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs="${1:-/work/finetune-runs}"
 mkdir -p "$runs"
-for spec in "dw-linear+relu+l2:${MINUTES_L2:-40}:5e-4:" "dw-linear+relu:${MINUTES_RELU:-15}:5e-4:" \
-            "dw-linear:${MINUTES_DW:-15}:5e-4:" "qat-tf8:${MINUTES_QAT:-28}:1e-4:.tflite"; do
+for spec in "dw-linear+relu+l2:${MINUTES_L2:-30}:5e-4:" "dw-linear+relu:${MINUTES_RELU:-12}:5e-4:" \
+            "dw-linear:${MINUTES_DW:-12}:5e-4:" "qat-tf8:${MINUTES_QAT:-16}:1e-4:.tflite"; do
     IFS=: read -r name minutes lr extension <<< "$spec"
     echo "== $(date -u +%H:%M:%S) $name, $minutes min, lr $lr" >> "$runs/train_variants.log"
     "$repo_root/finetune/run.sh" train.py --variant "$name" --run "$runs/$name" --minutes "$minutes" --lr "$lr" \
