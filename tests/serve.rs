@@ -134,7 +134,17 @@ fn serve_offers_the_shared_models_and_calibration_images_in_list_order() {
 
 #[test]
 fn serve_refuses_paths_that_leave_its_folders() {
-    let server = Server::start(&fake_dist("traversal"), &[]);
+    // A model folder and a calibration list of its own, so that every route serves a folder with or without
+    // ../shared (without one, /models/ and /imagenet/ answer 404 before looking at the path).
+    let root = fake_dist("traversal");
+    let (models, images) = (root.join("models"), root.join("calibration/images"));
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy("tests/data/grey.jpg", images.join("grey.jpg")).unwrap();
+    let list = root.join("calibration/calibration.txt");
+    std::fs::write(&list, "grey.jpg 0\n").unwrap();
+    let server =
+        Server::start(&root, &["--models", models.to_str().unwrap(), "--calibration", list.to_str().unwrap()]);
     for path in [
         "/../Cargo.toml",
         "/models/../../Cargo.toml",
