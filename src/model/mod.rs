@@ -90,7 +90,10 @@ impl Op {
     }
 
     pub fn has_weights(&self) -> bool {
-        !matches!(self, Op::GlobalAvgPool)
+        match self {
+            Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => true,
+            Op::GlobalAvgPool => false,
+        }
     }
 
     /// The convolutions before the pool, which BatchNorm follows and equalization rescales.
