@@ -22,6 +22,8 @@ pub mod plot;
 pub mod preprocess;
 pub mod quant;
 pub mod sqnr;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod study;
 pub mod tflite;
 
 pub use error::{Error, Result};
