@@ -1,12 +1,10 @@
 //! `mnq-gpu eval`: top-1/top-5 of the float and int8 pipelines of every scheme over a labelled list, in one pass
 //! ([`mnq_gpu::study::eval`]).
 
-use super::{default_evaluation_list, print_json, DeviceArgs, ModelArgs, Stderr, EXIT_MISMATCH};
+use super::{print_json, DeviceArgs, ListArgs, ModelArgs, Stderr, EXIT_MISMATCH};
 use anyhow::Result;
 use clap::Args;
 use mnq_gpu::study::eval::{evaluate, Report};
-use mnq_gpu::study::List;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -15,9 +13,8 @@ pub struct EvalArgs {
     model: ModelArgs,
     #[command(flatten)]
     device: DeviceArgs,
-    /// Labelled list (`FILE CLASS` lines). Default: ../shared/imagenet/val1300/evaluation.txt
-    #[arg(long, value_name = "LIST")]
-    list: Option<PathBuf>,
+    #[command(flatten)]
+    list: ListArgs,
     /// Evaluate only the first N images of the list.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -34,11 +31,7 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let loaded = args.model.load()?;
-    let list = match &args.list {
-        Some(list) => list.clone(),
-        None => default_evaluation_list()?,
-    };
-    let list = List::read(&list, &loaded.float, args.limit)?;
+    let list = args.list.read(&loaded.float, args.limit)?;
     let quantized = args.model.quantized_models(&loaded)?;
     let report = evaluate(&loaded.float, &quantized, &args.device.to_device(), &list, args.check, &Stderr)?;
     if args.json {

@@ -22,6 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub use mnq_gpu::engine::{label, Loaded, Quantized, SchemeChoice};
 use mnq_gpu::engine::{Engine, Target};
 use mnq_gpu::gpu::AdapterOptions;
+use mnq_gpu::model::Model;
 use mnq_gpu::quant::{QuantModel, Requant};
 use mnq_gpu::study::{self, Bar, Progress};
 use mnq_gpu::{assets, engine};
@@ -135,6 +136,26 @@ impl DeviceArgs {
     /// The engine for `models` on the chosen device (naming the GPU adapter on stderr).
     pub fn engine(&self, models: &[&QuantModel]) -> Result<Engine> {
         Ok(self.to_device().engine(models, &Stderr)?)
+    }
+}
+
+/// The labelled list a command reads, shared by eval, sqnr and sensitivity.
+#[derive(Args, Clone, Debug)]
+pub struct ListArgs {
+    /// Labelled list (`FILE CLASS` lines). Default: ../shared/imagenet/val1300/evaluation.txt
+    #[arg(long, value_name = "LIST")]
+    pub list: Option<PathBuf>,
+}
+
+impl ListArgs {
+    /// The first `limit` images (`None`: all) of --list, or of the evaluation list beside the repository, whose
+    /// classes `model` has.
+    pub fn read(&self, model: &Model, limit: Option<usize>) -> Result<study::List> {
+        let path = match &self.list {
+            Some(list) => list.clone(),
+            None => default_evaluation_list()?,
+        };
+        Ok(study::List::read(&path, model, limit)?)
     }
 }
 

@@ -2,15 +2,12 @@
 //! cheapest per-layer assignment of weight widths that stays within a top-1 budget, checked end to end on the GPU.
 //! The study is [`mnq_gpu::study::sensitivity`]; here --scheme names its base scheme.
 
-use super::EXIT_MISMATCH;
-use super::{default_evaluation_list, print_json, DeviceArgs, ModelArgs, SchemeChoice, Stderr};
+use super::{print_json, DeviceArgs, ListArgs, ModelArgs, SchemeChoice, Stderr, EXIT_MISMATCH};
 use anyhow::{bail, Result};
 use clap::Args;
 use mnq_gpu::engine::Accuracy;
 use mnq_gpu::quant::scheme::Scheme;
 use mnq_gpu::study::sensitivity::{measure, Report, Setup};
-use mnq_gpu::study::List;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The base scheme when --scheme is not given.
@@ -27,9 +24,8 @@ pub struct SensitivityArgs {
     /// Weight bits of the layer under test and of the assignment's cheap layers.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=8))]
     bits: u8,
-    /// Labelled list (`FILE CLASS` lines). Default: ../shared/imagenet/val1300/evaluation.txt
-    #[arg(long, value_name = "LIST")]
-    list: Option<PathBuf>,
+    #[command(flatten)]
+    list: ListArgs,
     /// Use only the first N images of the list.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -51,11 +47,7 @@ fn non_negative(text: &str) -> Result<f64, String> {
 pub fn run(args: SensitivityArgs) -> Result<ExitCode> {
     let setup = Setup { base: base_scheme(&args.model)?, bits: args.bits, max_drop: args.max_drop };
     let loaded = args.model.load()?;
-    let list = match &args.list {
-        Some(list) => list.clone(),
-        None => default_evaluation_list()?,
-    };
-    let list = List::read(&list, &loaded.float, args.limit)?;
+    let list = args.list.read(&loaded.float, args.limit)?;
     let calibration = args.model.calibration_list()?;
     let report = measure(&loaded.float, &setup, &calibration, &list, &args.device.to_device(), &Stderr)?;
     if args.json {

@@ -2,21 +2,22 @@
 //! local ([`mnq_gpu::study::sqnr`]), as a table and as a chart like the study's (layer on x, SQNR on y, one line
 //! per scheme).
 
-use super::{charts, default_evaluation_list, print_json, ModelArgs, Stderr};
+use super::{charts, print_json, ListArgs, ModelArgs, Stderr};
 use anyhow::Result;
 use clap::Args;
 use mnq_gpu::study::sqnr::{measure, Report};
-use mnq_gpu::study::List;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
+#[command(mut_arg("list", |arg| {
+    arg.help("Labelled list whose first --images images are measured. Default: ../shared/imagenet/val1300/evaluation.txt")
+}))]
 pub struct SqnrArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Labelled list whose first --images images are measured. Default: ../shared/imagenet/val1300/evaluation.txt
-    #[arg(long, value_name = "LIST")]
-    list: Option<PathBuf>,
+    #[command(flatten)]
+    list: ListArgs,
     /// Number of images to average over.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     images: u32,
@@ -33,11 +34,7 @@ pub struct SqnrArgs {
 
 pub fn run(args: SqnrArgs) -> Result<ExitCode> {
     let loaded = args.model.load()?;
-    let list = match &args.list {
-        Some(list) => list.clone(),
-        None => default_evaluation_list()?,
-    };
-    let list = List::read(&list, &loaded.float, Some(args.images as usize))?;
+    let list = args.list.read(&loaded.float, Some(args.images as usize))?;
     let quantized = args.model.quantized_models(&loaded)?;
     let report = measure(&loaded.float, &quantized, &list, &Stderr)?;
     if !args.no_plot {
