@@ -180,23 +180,24 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
         if layer.batch_norm.is_some() {
             return Err(Error::Invalid(format!("layer {}: fold BatchNorm before quantizing", layer.name)));
         }
-        let qlayer = if layer.op == Op::GlobalAvgPool {
-            QLayer::global_avg_pool(&layer.name, layer.input_shape, layer_input)
-        } else {
-            let range = match scheme.ranges {
-                RangeMethod::MinMax => calibration.outputs[i],
-                RangeMethod::Mse => mse_range(calibration.outputs[i], &calibration.histograms[i]),
-            };
-            let output = QuantParams::from_range(range.min, range.max);
-            let bits = scheme.weight_bits_of(&layer.name);
-            let weights = weight_params(layer, scheme.per_channel, scheme.symmetric, bits);
-            let mut bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.output_shape.c]);
-            if scheme.bias_correction {
-                correct_bias(layer, &weights, &calibration.input_means[i], &mut bias);
+        let qlayer = match layer.op {
+            Op::GlobalAvgPool => QLayer::global_avg_pool(&layer.name, layer.input_shape, layer_input),
+            Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
+                let range = match scheme.ranges {
+                    RangeMethod::MinMax => calibration.outputs[i],
+                    RangeMethod::Mse => mse_range(calibration.outputs[i], &calibration.histograms[i]),
+                };
+                let output = QuantParams::from_range(range.min, range.max);
+                let bits = scheme.weight_bits_of(&layer.name);
+                let weights = weight_params(layer, scheme.per_channel, scheme.symmetric, bits);
+                let mut bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; layer.output_shape.c]);
+                if scheme.bias_correction {
+                    correct_bias(layer, &weights, &calibration.input_means[i], &mut bias);
+                }
+                // Symmetric weights are TFLite's int8 convention, whose kernels derive the multipliers in double.
+                let product = if scheme.symmetric { ScaleProduct::Float64 } else { ScaleProduct::Float32 };
+                quantize_layer(layer, &bias, layer_input, &weights, output, product)?
             }
-            // Symmetric weights are TFLite's int8 convention, whose kernels derive the multipliers in double.
-            let product = if scheme.symmetric { ScaleProduct::Float64 } else { ScaleProduct::Float32 };
-            quantize_layer(layer, &bias, layer_input, &weights, output, product)?
         };
         layer_input = qlayer.output;
         layers.push(qlayer);

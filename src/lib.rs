@@ -1,9 +1,29 @@
 //! mnq-gpu: 8-bit integer MobileNetV1 on GPU compute shaders, checked bit for bit against a CPU reference.
 //!
-//! The pipeline: [`model`] imports a TF.js layers MobileNetV1, [`preprocess`] turns images into its input,
-//! [`cpu_ref`] runs the float and integer reference forward passes, [`quant`] calibrates and quantizes
-//! (TF8, as in Sheng et al. 2018) and measures SQNR, [`tflite`] imports TFLite's quantized models, and [`gpu`]
-//! runs the integer pipeline in WGSL.
+//! The layers, bottom up; each module uses only those above it:
+//!
+//! - [`error`]: the one error type, whose variants say what to do next.
+//! - [`par`]: data parallelism over images (rayon natively, a plain loop in the browser).
+//! - [`assets`]: the files built into the binary: a small TFLite model and an example photo.
+//! - [`model`]: the float layer graph (shapes, ops, layers, the input range a model takes); import from TF.js.
+//! - [`labels`]: ImageNet class names, labelled image lists, top-k.
+//! - [`preprocess`]: decode an image and make it a model's float input (TF-slim's evaluation preprocessing).
+//! - [`quant`]: quantization's data and arithmetic: parameters, fixed-point requantization, schemes, the float
+//!   transforms they use, quantized weights, the quantized model and its file format.
+//! - [`cpu_ref`]: the float and integer reference forward passes, one file per op; the integer pass is the
+//!   specification.
+//! - [`calibrate`]: activation ranges over calibration images, and a float model quantized under a scheme (TF8,
+//!   as in Sheng et al. 2018, and its fixes).
+//! - [`sqnr`]: SQNR per layer, accumulated and local.
+//! - [`analysis`]: weight ranges before and after folding BatchNorm, dead channels (no inference).
+//! - [`tflite`]: TFLite's quantized models in and out.
+//! - [`gpu`]: the integer pipeline in WGSL through wgpu: context, shaders, one module per op, the plan.
+//! - [`engine`]: the front door: load a model, quantize it, run it on the GPU or the CPU reference, check one
+//!   against the other, evaluate labelled images. The CLI, the tests, the benchmarks and the browser page go
+//!   through it.
+//! - [`study`]: the studies over labelled images behind `eval`, `sqnr`, `sensitivity` and `report` (native only).
+//!
+//! Beside them, used by the CLI: [`plot`] draws charts and [`download`] fetches Google's models (native only).
 
 pub mod analysis;
 pub mod assets;
@@ -22,6 +42,8 @@ pub mod plot;
 pub mod preprocess;
 pub mod quant;
 pub mod sqnr;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod study;
 pub mod tflite;
 
 pub use error::{Error, Result};

@@ -11,9 +11,8 @@
 //! The result is a float image [h, w, 3], NHWC.
 
 use crate::error::{Error, Result};
-use crate::model::{Model, Shape};
+use crate::model::{InputRange, Model, Shape};
 use image::ImageDecoder;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const CENTRAL_FRACTION: f64 = 0.875;
@@ -21,29 +20,6 @@ pub const CENTRAL_FRACTION: f64 = 0.875;
 /// The most pixels an image may have (4096 × 4096, a 16-megapixel photo): a header can claim 65,535 × 65,535 in a
 /// few bytes, and decoding then takes seconds and the float image gigabytes (12 bytes a pixel).
 pub const MAX_IMAGE_PIXELS: u64 = 1 << 24;
-
-/// How the decoded pixels p ∈ [0, 255] (after crop and resize) become the model's float input.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InputRange {
-    /// p/127.5 − 1 ∈ [−1, 1]: TF-slim's `preprocess_for_eval`, as the TF.js models were trained.
-    #[default]
-    SignedUnit,
-    /// scale·(p − zero_point): a quantized model's input quantization applied to the pixels, so that its uint8
-    /// input is the (resized, rounded) pixel itself, as TFLite's image classifiers take it (Google's quantized
-    /// MobileNets: scale 1/128, zero point 128).
-    Pixels { scale: f32, zero_point: i32 },
-}
-
-impl InputRange {
-    /// The float input of one channel value v = p/255 ∈ [0, 1].
-    fn apply(&self, value: f32) -> f32 {
-        match *self {
-            InputRange::SignedUnit => value * 2.0 - 1.0,
-            InputRange::Pixels { scale, zero_point } => scale * (value * 255.0 - zero_point as f32),
-        }
-    }
-}
 
 /// Decode `path` and preprocess it for a model with input `input` ([h, w, 3]), scaled to [−1, 1].
 pub fn load_image(path: &Path, input: Shape) -> Result<Vec<f32>> {

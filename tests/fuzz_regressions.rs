@@ -4,8 +4,8 @@
 
 use mnq_gpu::model::synthetic;
 use mnq_gpu::model::tfjs::TfjsModel;
-use mnq_gpu::model::Shape;
-use mnq_gpu::preprocess::{decode_image, InputRange};
+use mnq_gpu::model::{InputRange, Shape};
+use mnq_gpu::preprocess::decode_image;
 use mnq_gpu::quant::file;
 use mnq_gpu::Error;
 use serde_json::{json, Value};

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mnq_gpu::model::Shape;
-use mnq_gpu::preprocess::{decode_image, InputRange};
+use mnq_gpu::model::{InputRange, Shape};
+use mnq_gpu::preprocess::decode_image;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

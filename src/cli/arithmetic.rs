@@ -1,77 +1,19 @@
-//! The arithmetic study of `report` (issue 11): every requantization mode on a few schemes, with the logit bytes
-//! and top-1 decisions each changes against `double`; the weight bit-width of three schemes; the study's own
-//! ReLU6-against-ReLU SQNR figure; and the LiteRT cross-check of `fp32` against XNNPACK. Each part is a section of
-//! RESULTS.md that `report --section NAME` regenerates alone.
+//! The arithmetic sections of `report` (issue 11), rendered: every requantization mode on a few schemes, with the
+//! logit bytes and top-1 decisions each changes against `double`; the weight bit-width of three schemes; the
+//! study's own ReLU6-against-ReLU SQNR figure; and the LiteRT cross-check of `fp32` against XNNPACK. Each part is a
+//! section of RESULTS.md that `report --section NAME` regenerates alone; [`mnq_gpu::study::report`] measures them.
 
-use super::eval::{evaluate, Report as EvalReport, SchemeReport};
-use super::sqnr::{measure, Report as SqnrReport};
-use super::{DeviceArgs, ModelArgs, SchemeChoice};
 use anyhow::Result;
 use mnq_gpu::plot::{self, Series};
-use mnq_gpu::quant::Requant;
+use mnq_gpu::study::eval::SchemeReport;
+use mnq_gpu::study::report::{Modes, WeightBits, BITS, BIT_SCHEMES};
+use mnq_gpu::study::sqnr::Report as SqnrReport;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The schemes measured under every requantization mode.
-const MODE_SCHEMES: [&str; 4] = ["tf8", "tf8-zero-var", "per-channel", "cle-bc"];
-/// The schemes measured at every weight bit-width, and the widths (`+wB`; 8 is the scheme itself).
-const BIT_SCHEMES: [&str; 3] = ["tf8-zero-var", "per-channel", "cle-bc"];
-const BITS: [u8; 4] = [8, 6, 5, 4];
-/// The study's SQNR figure: ReLU6 against ReLU, each scheme against its own float model.
-const RELU_SCHEMES: [&str; 2] = ["tf8-zero-var", "tf8-zero-var+relu"];
 /// The LiteRT cross-check of `--requant fp32` against XNNPACK (`scripts/litert-crosscheck-full.sh`), relative to
 /// the markdown file.
 pub const XNNPACK_SUMMARY: &str = "results/litert_crosscheck_fp32.json";
-
-/// What the requantization section measured.
-pub struct Modes {
-    eval: EvalReport,
-    sqnr: SqnrReport,
-    relu: SqnrReport,
-}
-
-/// What the weight bit-width section measured.
-pub struct WeightBits {
-    eval: EvalReport,
-    sqnr: SqnrReport,
-}
-
-fn model_args(schemes: &[String], requant: Vec<Requant>) -> Result<ModelArgs> {
-    let scheme = schemes.iter().map(|name| name.parse::<SchemeChoice>()).collect::<Result<_, _>>()?;
-    Ok(ModelArgs { model: None, scheme, quantized: Vec::new(), requant, calibration: None })
-}
-
-fn names(schemes: &[&str]) -> Vec<String> {
-    schemes.iter().map(|s| s.to_string()).collect()
-}
-
-/// Every scheme of [`MODE_SCHEMES`] under every mode (int8 on `device`, every layer checked on the CPU), their
-/// logits SQNR over `sqnr_images`, and the ReLU6/ReLU figure.
-pub fn measure_modes(device: &DeviceArgs, limit: Option<usize>, sqnr_images: usize) -> Result<Modes> {
-    let args = model_args(&names(&MODE_SCHEMES), Requant::ALL.to_vec())?;
-    let eval = evaluate(&args, device, None, limit, true)?;
-    let sqnr = measure(&args, None, sqnr_images)?;
-    let relu = measure(&model_args(&names(&RELU_SCHEMES), Vec::new())?, None, sqnr_images)?;
-    Ok(Modes { eval, sqnr, relu })
-}
-
-/// The scheme name of `scheme` with `bits`-bit weights.
-fn with_bits(scheme: &str, bits: u8) -> String {
-    if bits == 8 {
-        scheme.to_string()
-    } else {
-        format!("{scheme}+w{bits}")
-    }
-}
-
-/// Every scheme of [`BIT_SCHEMES`] at every width of [`BITS`], checked like [`measure_modes`].
-pub fn measure_weight_bits(device: &DeviceArgs, limit: Option<usize>, sqnr_images: usize) -> Result<WeightBits> {
-    let schemes: Vec<String> = BIT_SCHEMES.iter().flat_map(|scheme| BITS.map(|bits| with_bits(scheme, bits))).collect();
-    let args = model_args(&schemes, Vec::new())?;
-    let eval = evaluate(&args, device, None, limit, true)?;
-    let sqnr = measure(&args, None, sqnr_images)?;
-    Ok(WeightBits { eval, sqnr })
-}
 
 /// The logits' accumulated SQNR of each row of `sqnr`, in its order.
 fn logits_db(sqnr: &SqnrReport) -> Vec<f64> {

@@ -1,12 +1,11 @@
 //! `mnq-gpu inspect`: weight ranges before and after folding BatchNorm, dead BatchNorm channels, and the
 //! per-channel range chart of one layer. Needs no inference, so it also works on an incomplete model.
 
-use super::{model_dir, print_json};
+use super::{charts, model_dir, print_json};
 use anyhow::{Context, Result};
 use clap::Args;
 use mnq_gpu::analysis::{self, LayerAnalysis};
 use mnq_gpu::model::tfjs::TfjsModel;
-use mnq_gpu::plot;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,7 +53,9 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         print_table(&report, args.verbose);
     }
     if !args.no_plot {
-        for path in write_charts(&model, &args.layer, &args.out)? {
+        let channels = analysis::layer_channels(&model, &args.layer)
+            .with_context(|| format!("cannot chart layer {} (pass --layer NAME or --no-plot)", args.layer))?;
+        for path in charts::layer_ranges(&channels, &args.layer, &args.out)? {
             eprintln!("wrote {}", path.display());
         }
     }
@@ -105,21 +106,4 @@ fn print_table(report: &Report, verbose: bool) {
             println!("{:<12} missing: {missing}", "");
         }
     }
-}
-
-/// The study's chart: one bar per channel from its min to its max weight, folded and unfolded.
-/// The study's per-channel chart of `layer`'s weights, folded and unfolded; returns the files written.
-pub fn write_charts(model: &TfjsModel, layer: &str, out: &std::path::Path) -> Result<Vec<PathBuf>> {
-    let channels = analysis::layer_channels(model, layer)
-        .with_context(|| format!("cannot chart layer {layer} (pass --layer NAME or --no-plot)"))?;
-    let kind = if layer.starts_with("conv_dw_") { "depthwise" } else { "kernel" };
-    let mut written = Vec::new();
-    for (state, ranges) in [("folded", &channels.folded), ("unfolded", &channels.kernel)] {
-        let mins: Vec<f64> = ranges.iter().map(|r| r.min as f64).collect();
-        let maxs: Vec<f64> = ranges.iter().map(|r| r.max as f64).collect();
-        let stem = out.join(format!("{layer}_{state}"));
-        let title = format!("{layer} {state} {kind} weights");
-        written.extend(plot::range_chart(&stem, &title, &mins, &maxs)?);
-    }
-    Ok(written)
 }

@@ -2,6 +2,7 @@
 
 mod arithmetic;
 mod bench;
+mod charts;
 mod download;
 mod dump;
 mod eval;
@@ -19,13 +20,12 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 pub use mnq_gpu::engine::{label, Loaded, Quantized, SchemeChoice};
-use mnq_gpu::engine::{Engine, Target, DEFAULT_BATCH};
+use mnq_gpu::engine::{Engine, Target};
 use mnq_gpu::gpu::AdapterOptions;
 use mnq_gpu::model::Model;
-use mnq_gpu::quant::scheme::Scheme;
 use mnq_gpu::quant::{QuantModel, Requant};
-use mnq_gpu::{assets, engine, labels, preprocess};
-use rayon::prelude::*;
+use mnq_gpu::study::{self, Bar, Progress};
+use mnq_gpu::{assets, engine};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -128,16 +128,34 @@ impl DeviceArgs {
         }
     }
 
+    /// Where a study runs its int8 pipelines.
+    pub fn to_device(&self) -> study::Device {
+        study::Device { target: self.target(), lose_device_after: self.lose_device_after }
+    }
+
     /// The engine for `models` on the chosen device (naming the GPU adapter on stderr).
     pub fn engine(&self, models: &[&QuantModel]) -> Result<Engine> {
-        let mut engine = Engine::new(&self.target(), models, DEFAULT_BATCH)?;
-        if let Some(adapter) = engine.adapter() {
-            eprintln!("GPU: {adapter}");
-        }
-        if let Some(runs) = self.lose_device_after {
-            engine.lose_device_after(runs);
-        }
-        Ok(engine)
+        Ok(self.to_device().engine(models, &Stderr)?)
+    }
+}
+
+/// The labelled list a command reads, shared by eval, sqnr and sensitivity.
+#[derive(Args, Clone, Debug)]
+pub struct ListArgs {
+    /// Labelled list (`FILE CLASS` lines). Default: ../shared/imagenet/val1300/evaluation.txt
+    #[arg(long, value_name = "LIST")]
+    pub list: Option<PathBuf>,
+}
+
+impl ListArgs {
+    /// The first `limit` images (`None`: all) of --list, or of the evaluation list beside the repository, whose
+    /// classes `model` has.
+    pub fn read(&self, model: &Model, limit: Option<usize>) -> Result<study::List> {
+        let path = match &self.list {
+            Some(list) => list.clone(),
+            None => default_evaluation_list()?,
+        };
+        Ok(study::List::read(&path, model, limit)?)
     }
 }
 
@@ -208,40 +226,18 @@ impl ModelArgs {
                 "scheme `{}` is a TFLite file's own quantization; pass --model FILE.tflite",
                 SchemeChoice::File
             );
-            let calibrated: Vec<&Scheme> = schemes
-                .iter()
-                .filter_map(|s| match s {
-                    SchemeChoice::Calibrate(scheme) => Some(scheme),
-                    SchemeChoice::File => None,
-                })
-                .collect();
-            let inputs =
-                if calibrated.is_empty() { Vec::new() } else { self.calibration_images(&loaded.float, &calibrated)? };
-            loaded.quantize(&schemes, &inputs)?
+            let list = if engine::needs_calibration(&schemes) { Some(self.calibration_list()?) } else { None };
+            study::quantize(loaded, &schemes, list.as_deref(), &Stderr)?
         } else {
             self.quantized.iter().map(|path| loaded.read_quantized(path)).collect::<Result<Vec<_>, _>>()?
         };
         Ok(engine::with_requant(models, &self.requant)?)
     }
 
-    /// The preprocessed calibration images, for `schemes`.
-    fn calibration_images(&self, float: &Model, schemes: &[&Scheme]) -> Result<Vec<Vec<f32>>> {
-        let list = self.calibration_list()?;
-        let images = labels::read_list(&list, float.imagenet_classes())?;
-        eprintln!(
-            "calibrating {} on {} images of {} (save it once with `mnq-gpu quantize`)",
-            schemes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
-            images.len(),
-            list.display()
-        );
-        let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
-        load_images(&paths, float, "calibrating")
-    }
-
     pub fn calibration_list(&self) -> Result<PathBuf> {
         match &self.calibration {
             Some(list) => Ok(list.clone()),
-            None => find_shared(DEFAULT_CALIBRATION).context("no calibration list found; pass --calibration LIST"),
+            None => default_calibration_list(),
         }
     }
 }
@@ -280,19 +276,36 @@ pub fn default_evaluation_list() -> Result<PathBuf> {
     find_shared(DEFAULT_EVALUATION).context("no evaluation list found; pass --list LIST")
 }
 
-/// Decode and preprocess images in parallel, with a progress bar.
-pub fn load_images(paths: &[&Path], model: &Model, message: &'static str) -> Result<Vec<Vec<f32>>> {
-    let bar = progress_bar(paths.len(), message);
-    let images = paths
-        .par_iter()
-        .map(|path| {
-            let image = preprocess::load_model_input(path, model);
-            bar.inc(1);
-            image
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    bar.finish_and_clear();
-    Ok(images)
+pub fn default_calibration_list() -> Result<PathBuf> {
+    find_shared(DEFAULT_CALIBRATION).context("no calibration list found; pass --calibration LIST")
+}
+
+/// A study's progress on stderr: bars (hidden when stderr is not a terminal, cleared when done) and notes.
+pub struct Stderr;
+
+impl Progress for Stderr {
+    fn bar(&self, len: usize, message: &'static str) -> Box<dyn Bar> {
+        Box::new(ClearedBar(progress_bar(len, message)))
+    }
+
+    fn note(&self, line: &str) {
+        eprintln!("{line}");
+    }
+}
+
+/// A progress bar cleared when dropped.
+struct ClearedBar(ProgressBar);
+
+impl Bar for ClearedBar {
+    fn advance(&self, steps: usize) {
+        self.0.inc(steps as u64);
+    }
+}
+
+impl Drop for ClearedBar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// A progress bar on stderr; indicatif hides it when stderr is not a terminal.

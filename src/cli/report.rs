@@ -1,24 +1,21 @@
 //! `mnq-gpu report`: regenerates RESULTS.md — every scheme's accuracy beside the study's figures (int8 on the
 //! GPU, every layer confirmed on the CPU integer reference), the SQNR charts, and the 1.0 model's weight analysis.
+//! [`mnq_gpu::study::report`] measures; this module finds the files beside the repository, renders the markdown and
+//! draws the charts.
 
-use super::arithmetic;
-use super::eval::{evaluate, Report as EvalReport};
-use super::sqnr::{measure, write_charts, Report as SqnrReport};
-use super::{find_shared, DeviceArgs, ModelArgs, SchemeChoice};
+use super::{arithmetic, charts, default_calibration_list, default_evaluation_list, find_shared, model_dir};
+use super::{DeviceArgs, Stderr};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use mnq_gpu::analysis::{self, LayerAnalysis};
-use mnq_gpu::model::tfjs::TfjsModel;
 use mnq_gpu::plot::{self, Series};
+use mnq_gpu::study::eval::Report as EvalReport;
+use mnq_gpu::study::report::{self, Inputs, TfliteResults, CHANNELS_LAYER};
+use mnq_gpu::study::sqnr::Report as SqnrReport;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Every scheme the report evaluates.
-const SCHEMES: &str = "tf8,tf8-zero-var,per-channel,cle,cle-bc,tf8+mse,tf8-zero-var+mse,per-channel+mse,cle-bc+mse,\
-                       tf8+relu,tf8-zero-var+relu,tf8-zero-var+dw-linear";
-/// The schemes drawn in the SQNR charts (more lines would not be readable).
-const SQNR_SCHEMES: &str = "tf8,tf8-zero-var,per-channel,cle-bc,per-channel+mse";
 const MODEL_1_0: &str = "shared/models/mobilenet_v1_1.0_224";
 /// Google's quantization-aware-trained uint8 TFLite models beside the repository, with their published ImageNet
 /// top-1 on the full validation set: tensorflow/models `research/slim/nets/mobilenet_v1.md` (the 1.0 × 224 figure
@@ -77,17 +74,18 @@ impl Section {
         }
     }
 
-    /// Measures the section and renders it, with its markers; charts go to `plots`.
-    fn render(self, args: &ReportArgs, base: &Path, plots: &Path) -> Result<String> {
+    /// Measures the section on `inputs` and renders it, with its markers; the summaries it renders are read
+    /// relative to `base`, its charts go to `plots`, named relative to the markdown file as `plots_link`.
+    fn render(self, inputs: &Inputs, base: &Path, plots: &Path, plots_link: &Path) -> Result<String> {
         let body = match self {
             Section::Requant => {
-                let modes = arithmetic::measure_modes(&args.device, args.limit, args.sqnr_images)?;
+                let modes = report::measure_modes(inputs, &Stderr)?;
                 let xnnpack = std::fs::read_to_string(base.join(arithmetic::XNNPACK_SUMMARY)).ok();
-                arithmetic::render_modes(&modes, xnnpack.as_deref(), plots, &args.plots)?
+                arithmetic::render_modes(&modes, xnnpack.as_deref(), plots, plots_link)?
             }
             Section::WeightBits => {
-                let bits = arithmetic::measure_weight_bits(&args.device, args.limit, args.sqnr_images)?;
-                arithmetic::render_weight_bits(&bits, plots, &args.plots)?
+                let bits = report::measure_weight_bits(inputs, &Stderr)?;
+                arithmetic::render_weight_bits(&bits, plots, plots_link)?
             }
         };
         Ok(format!("<!-- section {0} -->\n{body}<!-- end {0} -->\n", self.name()))
@@ -105,17 +103,14 @@ fn splice(markdown: &str, section: Section, rendered: &str) -> String {
     }
 }
 
-fn schemes(names: &str) -> Vec<SchemeChoice> {
-    names.split(',').map(|name| name.parse().expect("a valid built-in scheme name")).collect()
-}
-
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let model = |names: &str| ModelArgs {
-        model: None,
-        scheme: schemes(names),
-        quantized: Vec::new(),
-        requant: Vec::new(),
-        calibration: None,
+    let inputs = Inputs {
+        model: model_dir(None)?,
+        calibration: default_calibration_list()?,
+        evaluation: default_evaluation_list()?,
+        limit: args.limit,
+        sqnr_images: args.sqnr_images,
+        device: args.device.to_device(),
     };
     let base = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let plots = base.join(&args.plots);
@@ -124,44 +119,36 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         let existing = std::fs::read_to_string(&args.output).with_context(|| {
             format!("--section rewrites one section of {}; make it first with `report`", args.output.display())
         })?;
-        let markdown = splice(&existing, section, &section.render(&args, base, &plots)?);
+        let markdown = splice(&existing, section, &section.render(&inputs, base, &plots, &args.plots)?);
         std::fs::write(&args.output, markdown).with_context(|| format!("writing {}", args.output.display()))?;
         eprintln!("wrote section {} of {}", section.name(), args.output.display());
         return Ok(ExitCode::SUCCESS);
     }
 
-    let eval = evaluate(&model(SCHEMES), &args.device, None, args.limit, true)?;
-    let sqnr = measure(&model(SQNR_SCHEMES), None, args.sqnr_images)?;
-    write_charts(&sqnr, &plots)?;
-    let dir_1_0 = find_shared(MODEL_1_0).context("the 1.0 model's folder was not found beside the repository")?;
-    let model_1_0 = TfjsModel::open(&dir_1_0)?;
-    let analysis = analysis::analyse(&model_1_0);
-    super::inspect::write_charts(&model_1_0, "conv_dw_1", &plots.join("mobilenet_v1_1.0_224"))?;
-    let model_0_75 = TfjsModel::open(&super::model_dir(None)?)?;
-    super::inspect::write_charts(&model_0_75, "conv_dw_1", &plots.join("mobilenet_v1_0.75_224"))?;
-
-    let mut tflite = Vec::new();
-    for (file, published) in TFLITE_MODELS {
-        let path = find_shared(file).with_context(|| format!("{file} was not found beside the repository"))?;
-        let model = ModelArgs {
-            model: Some(path),
-            scheme: Vec::new(),
-            quantized: Vec::new(),
-            requant: Vec::new(),
-            calibration: None,
-        };
-        let eval = evaluate(&model, &args.device, None, args.limit, true)?;
-        let sqnr = measure(&model, None, args.sqnr_images)?;
-        tflite.push(TfliteRow { eval, sqnr, published });
-    }
+    let model_1_0 = find_shared(MODEL_1_0).context("the 1.0 model's folder was not found beside the repository")?;
+    let tflite = TFLITE_MODELS
+        .iter()
+        .map(|(file, _)| find_shared(file).with_context(|| format!("{file} was not found beside the repository")))
+        .collect::<Result<Vec<_>>>()?;
+    let results = report::measure(&inputs, &model_1_0, &tflite, &Stderr)?;
+    charts::sqnr(&results.sqnr, &plots)?;
+    charts::layer_ranges(&results.channels_1_0, CHANNELS_LAYER, &plots.join("mobilenet_v1_1.0_224"))?;
+    charts::layer_ranges(&results.channels, CHANNELS_LAYER, &plots.join("mobilenet_v1_0.75_224"))?;
+    let tflite: Vec<TfliteRow> = results
+        .tflite
+        .iter()
+        .zip(TFLITE_MODELS)
+        .map(|(results, (_, published))| TfliteRow { results, published })
+        .collect();
     write_tflite_chart(&tflite, &plots)?;
     let litert: Vec<(&str, &str, Option<String>)> = LITERT_SUMMARIES
         .iter()
         .map(|&(file, what)| (file, what, std::fs::read_to_string(base.join(file)).ok()))
         .collect();
-    let mut markdown = render(&eval, &sqnr, &analysis, &args.plots) + &render_tflite(&tflite, &litert, &args.plots);
+    let mut markdown = render(&results.eval, &results.sqnr, &results.analysis, &args.plots)
+        + &render_tflite(&tflite, &litert, &args.plots);
     for section in Section::ALL {
-        markdown = splice(&markdown, section, &section.render(&args, base, &plots)?);
+        markdown = splice(&markdown, section, &section.render(&inputs, base, &plots, &args.plots)?);
     }
     std::fs::write(&args.output, markdown).with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!("wrote {}", args.output.display());
@@ -322,27 +309,25 @@ const NOTES: &str = "
   retrained.
 ";
 
-/// One of Google's TFLite models: its evaluation with its own quantization, its SQNR against the float model its
-/// weights represent, and its published accuracy.
-struct TfliteRow {
-    eval: EvalReport,
-    sqnr: SqnrReport,
+/// One of Google's TFLite models: what was measured, and its published accuracy.
+struct TfliteRow<'a> {
+    results: &'a TfliteResults,
     published: &'static str,
 }
 
 /// The accumulated SQNR of the TFLite models, one line per model.
 fn write_tflite_chart(rows: &[TfliteRow], plots: &Path) -> Result<()> {
-    let layers: Vec<String> = rows[0].sqnr.schemes[0].layers.iter().map(|l| l.layer.clone()).collect();
+    let layers: Vec<String> = rows[0].results.sqnr.schemes[0].layers.iter().map(|l| l.layer.clone()).collect();
     let series: Vec<Series> = rows
         .iter()
         .map(|row| Series {
-            name: row.eval.model.clone(),
-            values: row.sqnr.schemes[0].layers.iter().map(|l| l.accumulated_db).collect(),
+            name: row.results.eval.model.clone(),
+            values: row.results.sqnr.schemes[0].layers.iter().map(|l| l.accumulated_db).collect(),
         })
         .collect();
     let title = format!(
         "Google's QAT uint8 MobileNetV1: accumulated SQNR against the dequantized float model, {} images",
-        rows[0].sqnr.images
+        rows[0].results.sqnr.images
     );
     plot::line_chart(&plots.join("sqnr_tflite_accumulated"), &title, &layers, "SQNR (dB)", &series)?;
     Ok(())
@@ -361,7 +346,7 @@ fn render_tflite(rows: &[TfliteRow], litert: &[(&str, &str, Option<String>)], pl
          published figure is Google's, on the full validation set; the study's own retrained network reaches 68.03 % \
          (float 70.77 %) there. Same {} evaluation images as above; the inputs are the resized pixels themselves \
          (scale 1/128, zero point 128), as TFLite's classifiers take them.\n",
-        rows.first().map_or(0, |r| r.eval.images)
+        rows.first().map_or(0, |r| r.results.eval.images)
     );
     let _ = writeln!(
         md,
@@ -369,14 +354,14 @@ fn render_tflite(rows: &[TfliteRow], litert: &[(&str, &str, Option<String>)], pl
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for row in rows {
-        let int8 = &row.eval.schemes[0];
-        let logits = row.sqnr.schemes[0].layers.last().map_or(f64::NAN, |l| l.accumulated_db);
+        let int8 = &row.results.eval.schemes[0];
+        let logits = row.results.sqnr.schemes[0].layers.last().map_or(f64::NAN, |l| l.accumulated_db);
         let _ = writeln!(
             md,
             "| `{}` | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} | {} |",
-            row.eval.model,
-            row.eval.float.top1_percent,
-            row.eval.float.top5_percent,
+            row.results.eval.model,
+            row.results.eval.float.top1_percent,
+            row.results.eval.float.top5_percent,
             int8.int8.top1_percent,
             int8.int8.top5_percent,
             row.published,

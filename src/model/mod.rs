@@ -1,9 +1,9 @@
-//! The MobileNetV1 layer graph in float: tensors, layers and their shapes. Import lives in [`tfjs`].
+//! The MobileNetV1 layer graph in float: tensors, layers and their shapes, and the input range a model takes.
+//! Import lives in [`tfjs`].
 
 pub mod synthetic;
 pub mod tfjs;
 
-pub use crate::preprocess::InputRange;
 use serde::{Deserialize, Serialize};
 
 /// Height, width, channels of one image's activation tensor, stored NHWC (channels fastest).
@@ -90,7 +90,10 @@ impl Op {
     }
 
     pub fn has_weights(&self) -> bool {
-        !matches!(self, Op::GlobalAvgPool)
+        match self {
+            Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => true,
+            Op::GlobalAvgPool => false,
+        }
     }
 
     /// The convolutions before the pool, which BatchNorm follows and equalization rescales.
@@ -183,6 +186,29 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
     let output = input.div_ceil(stride);
     let total = ((output - 1) * stride + kernel).saturating_sub(input);
     (output, total / 2)
+}
+
+/// How the decoded pixels p ∈ [0, 255] (after the central crop and the resize) become the model's float input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputRange {
+    /// p/127.5 − 1 ∈ [−1, 1]: TF-slim's `preprocess_for_eval`, as the TF.js models were trained.
+    #[default]
+    SignedUnit,
+    /// scale·(p − zero_point): a quantized model's input quantization applied to the pixels, so that its uint8
+    /// input is the (resized, rounded) pixel itself, as TFLite's image classifiers take it (Google's quantized
+    /// MobileNets: scale 1/128, zero point 128).
+    Pixels { scale: f32, zero_point: i32 },
+}
+
+impl InputRange {
+    /// The float input of one channel value v = p/255 ∈ [0, 1].
+    pub fn apply(&self, value: f32) -> f32 {
+        match *self {
+            InputRange::SignedUnit => value * 2.0 - 1.0,
+            InputRange::Pixels { scale, zero_point } => scale * (value * 255.0 - zero_point as f32),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -48,7 +48,7 @@ pub fn mobilenet_v1(alpha: f32, input_size: usize, seed: u64) -> Model {
         };
         let limit = (6.0 / fan_in as f32).sqrt();
         let kernel = (0..kernel_len).map(|_| rng.random_range(-limit..limit)).collect();
-        let is_conv = matches!(op, Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d);
+        let is_conv = op.is_feature_convolution();
         let batch_norm = is_conv.then(|| BatchNorm {
             gamma: (0..out_c).map(|_| rng.random_range(0.5..1.5)).collect(),
             beta: (0..out_c).map(|_| rng.random_range(-0.5..0.5)).collect(),

@@ -317,9 +317,12 @@ impl TfjsModel {
                     if depth_multiplier != 1 {
                         return Err(topology_error(&name, "depth_multiplier must be 1".into()));
                     }
-                    let filters = match op {
-                        Op::DepthwiseConv2d { .. } => shape.c,
-                        _ => config.get("filters").and_then(Value::as_u64).unwrap_or(0) as usize,
+                    // TF.js's class, not the op, names the kernel tensor and says where the filter count is.
+                    let depthwise = class == "DepthwiseConv2D";
+                    let filters = if depthwise {
+                        shape.c
+                    } else {
+                        config.get("filters").and_then(Value::as_u64).unwrap_or(0) as usize
                     };
                     if filters == 0 || filters > 65_536 {
                         return Err(topology_error(&name, format!("absurd number of filters {filters}")));
@@ -327,9 +330,10 @@ impl TfjsModel {
                     let (h, _) = same_padding(shape.h, kernel.0, sy);
                     let (w, _) = same_padding(shape.w, kernel.1, sy);
                     let output_shape = Shape::new(h, w, filters);
-                    let (tensor, kernel_shape) = match op {
-                        Op::DepthwiseConv2d { .. } => ("depthwise_kernel", vec![3, 3, shape.c, 1]),
-                        _ => ("kernel", vec![kernel.0, kernel.1, shape.c, filters]),
+                    let (tensor, kernel_shape) = if depthwise {
+                        ("depthwise_kernel", vec![3, 3, shape.c, 1])
+                    } else {
+                        ("kernel", vec![kernel.0, kernel.1, shape.c, filters])
                     };
                     let kernel = self.tensor_shaped(&format!("{name}/{tensor}"), &kernel_shape)?;
                     let bias =

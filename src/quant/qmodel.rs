@@ -183,38 +183,41 @@ impl QuantModel {
             if layer.op == Op::Classifier && (ins.h, ins.w) != (1, 1) {
                 return fail("the classifier needs a 1×1 input".into());
             }
-            if layer.op == Op::GlobalAvgPool {
-                if layer.output != layer.input {
-                    return fail("the average pool must keep its input's quantization".into());
+            match layer.op {
+                Op::GlobalAvgPool => {
+                    if layer.output != layer.input {
+                        return fail("the average pool must keep its input's quantization".into());
+                    }
                 }
-            } else {
-                let channels = outs.c;
-                let lengths = [
-                    layer.weight_scales.len(),
-                    layer.weight_zero_points.len(),
-                    layer.bias.len(),
-                    layer.multipliers.len(),
-                    layer.shifts.len(),
-                ];
-                if layer.weights.len() != weights || lengths.iter().any(|&n| n != channels) {
-                    return fail(format!(
-                        "{} weights (needs {weights}) or per-channel vectors not of {channels}",
-                        layer.weights.len()
-                    ));
-                }
-                if layer.weight_zero_points.iter().any(|z| !(0..=255).contains(z))
-                    || layer.multipliers.iter().any(|&m| m < 0)
-                    || layer.shifts.iter().any(|s| !(-31..=30).contains(s))
-                    || layer.bias.iter().any(|b| i64::from(*b).abs() > super::weights::BIAS_LIMIT)
-                {
-                    return fail("a zero point, multiplier, shift or bias is out of range".into());
-                }
-                if let Some(c) = (0..channels).find(|&c| layer.output_stage(c).is_none()) {
-                    return fail(format!("channel {c}'s float32 scale {} cannot requantize", layer.fp32_scale(c)));
+                Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
+                    let channels = outs.c;
+                    let lengths = [
+                        layer.weight_scales.len(),
+                        layer.weight_zero_points.len(),
+                        layer.bias.len(),
+                        layer.multipliers.len(),
+                        layer.shifts.len(),
+                    ];
+                    if layer.weights.len() != weights || lengths.iter().any(|&n| n != channels) {
+                        return fail(format!(
+                            "{} weights (needs {weights}) or per-channel vectors not of {channels}",
+                            layer.weights.len()
+                        ));
+                    }
+                    if layer.weight_zero_points.iter().any(|z| !(0..=255).contains(z))
+                        || layer.multipliers.iter().any(|&m| m < 0)
+                        || layer.shifts.iter().any(|s| !(-31..=30).contains(s))
+                        || layer.bias.iter().any(|b| i64::from(*b).abs() > super::weights::BIAS_LIMIT)
+                    {
+                        return fail("a zero point, multiplier, shift or bias is out of range".into());
+                    }
+                    if let Some(c) = (0..channels).find(|&c| layer.output_stage(c).is_none()) {
+                        return fail(format!("channel {c}'s float32 scale {} cannot requantize", layer.fp32_scale(c)));
+                    }
                 }
             }
             let clamp_ok = layer.act_max.iter().all(|&max| max >= layer.act_min)
-                && layer.act_max.len() == if layer.op == Op::GlobalAvgPool { 0 } else { outs.c };
+                && layer.act_max.len() == if layer.op.has_weights() { outs.c } else { 0 };
             if !(0..=255).contains(&layer.output.zero_point) || !clamp_ok {
                 return fail("output zero point or activation clamp out of range".into());
             }

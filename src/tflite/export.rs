@@ -53,7 +53,9 @@ pub fn to_bytes(model: &QuantModel, float: &Model) -> Result<Vec<u8>> {
     for (layer, &activation) in model.layers.iter().zip(&checked.activations) {
         current = match layer.op {
             Op::GlobalAvgPool => graph.average_pool(layer, current),
-            _ => graph.convolution(layer, current, activation),
+            Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
+                graph.convolution(layer, current, activation)
+            }
         };
     }
     let classes = model.classes();
@@ -152,18 +154,28 @@ fn check_as(model: &QuantModel, element_type: ElementType) -> std::result::Resul
 }
 
 fn check_layer(layer: &QLayer, element_type: ElementType) -> std::result::Result<i8, String> {
-    if layer.op == Op::GlobalAvgPool {
-        let count = layer.input_shape.h * layer.input_shape.w;
-        // TFLite's int8 AveragePool rounds (Σx ± n/2)/n away from zero, the engine's u8 pool (Σq + n/2)/n up:
-        // with q = x + 128 they agree unless n is even and a negative sum falls exactly halfway.
-        if element_type == ElementType::Int8 && count.is_multiple_of(2) {
-            return Err(format!(
-                "an average over {count} positions: TFLite's int8 AVERAGE_POOL_2D rounds ties away from zero, the \
-                 engine's u8 pool rounds them up, so negative ties over an even count would differ"
-            ));
+    match layer.op {
+        Op::GlobalAvgPool => check_pool(layer, element_type),
+        Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
+            check_convolution(layer, element_type)
         }
-        return Ok(codes::NONE);
     }
+}
+
+fn check_pool(layer: &QLayer, element_type: ElementType) -> std::result::Result<i8, String> {
+    let count = layer.input_shape.h * layer.input_shape.w;
+    // TFLite's int8 AveragePool rounds (Σx ± n/2)/n away from zero, the engine's u8 pool (Σq + n/2)/n up:
+    // with q = x + 128 they agree unless n is even and a negative sum falls exactly halfway.
+    if element_type == ElementType::Int8 && count.is_multiple_of(2) {
+        return Err(format!(
+            "an average over {count} positions: TFLite's int8 AVERAGE_POOL_2D rounds ties away from zero, the \
+             engine's u8 pool rounds them up, so negative ties over an even count would differ"
+        ));
+    }
+    Ok(codes::NONE)
+}
+
+fn check_convolution(layer: &QLayer, element_type: ElementType) -> std::result::Result<i8, String> {
     let (low, high) = min_max(&layer.act_max);
     if low != high {
         return Err(format!(
@@ -307,30 +319,35 @@ impl Graph {
         let (c_in, c_out) = (layer.input_shape.c, layer.output_shape.c);
         let element_type = self.element_type;
         let per_tensor = is_per_tensor(layer);
-        let (code, kernel_shape, quantized_dimension, taps) = match layer.op {
-            Op::DepthwiseConv2d { .. } => (codes::DEPTHWISE_CONV_2D, vec![1, 3, 3, c_out as i32], 3, 9),
-            Op::Conv2d { .. } => (codes::CONV_2D, vec![c_out as i32, 3, 3, c_in as i32], 0, 9),
-            Op::PointwiseConv2d | Op::Classifier => (codes::CONV_2D, vec![c_out as i32, 1, 1, c_in as i32], 0, 1),
+        let (code, kernel_shape, quantized_dimension, taps, stride, padding) = match layer.op {
+            Op::DepthwiseConv2d { stride, padding } => {
+                (codes::DEPTHWISE_CONV_2D, vec![1, 3, 3, c_out as i32], 3, 9, stride, padding)
+            }
+            Op::Conv2d { stride, padding } => {
+                (codes::CONV_2D, vec![c_out as i32, 3, 3, c_in as i32], 0, 9, stride, padding)
+            }
+            Op::PointwiseConv2d | Op::Classifier => {
+                (codes::CONV_2D, vec![c_out as i32, 1, 1, c_in as i32], 0, 1, 1, Padding::Same)
+            }
             Op::GlobalAvgPool => unreachable!("the pool is written by average_pool"),
         };
+        let depthwise = code == codes::DEPTHWISE_CONV_2D;
         // The engine's u8 to the file's type: itself, or − 128 (x ^ 0x80, which `to_u8` also is).
         let raw = |q: u8| element_type.to_u8(q);
-        let weights: Vec<u8> = match layer.op {
+        let weights: Vec<u8> = if depthwise {
             // [3, 3, c] is TFLite's [1, 3, 3, c].
-            Op::DepthwiseConv2d { .. } => layer.weights.iter().map(|&q| raw(q)).collect(),
+            layer.weights.iter().map(|&q| raw(q)).collect()
+        } else {
             // The engine's [kh, kw, c_in, c_out] to TFLite's [c_out, kh, kw, c_in].
-            _ => {
-                let mut reordered = vec![0u8; layer.weights.len()];
-                for co in 0..c_out {
-                    for tap in 0..taps {
-                        for ci in 0..c_in {
-                            reordered[(co * taps + tap) * c_in + ci] =
-                                raw(layer.weights[(tap * c_in + ci) * c_out + co]);
-                        }
+            let mut reordered = vec![0u8; layer.weights.len()];
+            for co in 0..c_out {
+                for tap in 0..taps {
+                    for ci in 0..c_in {
+                        reordered[(co * taps + tap) * c_in + ci] = raw(layer.weights[(tap * c_in + ci) * c_out + co]);
                     }
                 }
-                reordered
             }
+            reordered
         };
         let channels = if per_tensor { 1 } else { c_out };
         let weight_quantization = Quantization {
@@ -362,36 +379,29 @@ impl Graph {
             bias_quantization,
         );
         let output = self.activation(format!("{}/output", layer.name), layer.output_shape, layer.output);
-        let padding = |padding: Padding| match padding {
+        let padding = match padding {
             Padding::Same => codes::SAME,
             Padding::Valid => codes::VALID,
         };
-        let options = match layer.op {
-            Op::DepthwiseConv2d { stride, padding: p } => {
-                fb::BuiltinOptions::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptions {
-                    padding: padding(p),
-                    stride_w: stride as i32,
-                    stride_h: stride as i32,
-                    depth_multiplier: 1,
-                    fused_activation_function: activation,
-                    dilation_w_factor: 1,
-                    dilation_h_factor: 1,
-                }))
-            }
-            _ => {
-                let (stride, p) = match layer.op {
-                    Op::Conv2d { stride, padding } => (stride, padding),
-                    _ => (1, Padding::Same),
-                };
-                fb::BuiltinOptions::Conv2DOptions(Box::new(fb::Conv2DOptions {
-                    padding: padding(p),
-                    stride_w: stride as i32,
-                    stride_h: stride as i32,
-                    fused_activation_function: activation,
-                    dilation_w_factor: 1,
-                    dilation_h_factor: 1,
-                }))
-            }
+        let options = if depthwise {
+            fb::BuiltinOptions::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptions {
+                padding,
+                stride_w: stride as i32,
+                stride_h: stride as i32,
+                depth_multiplier: 1,
+                fused_activation_function: activation,
+                dilation_w_factor: 1,
+                dilation_h_factor: 1,
+            }))
+        } else {
+            fb::BuiltinOptions::Conv2DOptions(Box::new(fb::Conv2DOptions {
+                padding,
+                stride_w: stride as i32,
+                stride_h: stride as i32,
+                fused_activation_function: activation,
+                dilation_w_factor: 1,
+                dilation_h_factor: 1,
+            }))
         };
         self.operator(code, vec![input, weights, bias], output, Some(options));
         output

@@ -495,21 +495,20 @@ impl File<'_> {
         let weight_params = self.weight_params(&weights, element_type, c_out, quantized_dimension, context)?;
         // TFLite's order, [c_out, kh, kw, c_in] ([1, kh, kw, c] for depthwise), to the engine's [kh, kw, c_in, c_out].
         let raw = self.data(&weights, kernel_len)?;
-        let weights_u8: Vec<u8> = match op {
-            Op::DepthwiseConv2d { .. } => raw.iter().map(|&b| element_type.to_u8(b)).collect(),
-            _ => {
-                let taps = kernel_len / (c_out * ins.c);
-                let mut reordered = vec![0u8; kernel_len];
-                for co in 0..c_out {
-                    for tap in 0..taps {
-                        for ci in 0..ins.c {
-                            reordered[(tap * ins.c + ci) * c_out + co] =
-                                element_type.to_u8(raw[(co * taps + tap) * ins.c + ci]);
-                        }
+        let weights_u8: Vec<u8> = if depthwise {
+            raw.iter().map(|&b| element_type.to_u8(b)).collect()
+        } else {
+            let taps = kernel_len / (c_out * ins.c);
+            let mut reordered = vec![0u8; kernel_len];
+            for co in 0..c_out {
+                for tap in 0..taps {
+                    for ci in 0..ins.c {
+                        reordered[(tap * ins.c + ci) * c_out + co] =
+                            element_type.to_u8(raw[(co * taps + tap) * ins.c + ci]);
                     }
                 }
-                reordered
             }
+            reordered
         };
         let bias_values = self.bias(&bias, c_out, context)?;
         let input = step.input.params;

@@ -3,7 +3,7 @@
 //! output 0 is a background class. [`super::export`] writes it as small JSON in a buffer of its own;
 //! [`super::import`] reads it back when a file has it (other files get the defaults the importer derives).
 
-use crate::preprocess::InputRange;
+use crate::model::InputRange;
 use serde::{Deserialize, Serialize};
 
 /// The name of the entry in `Model.metadata`.
