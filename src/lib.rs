@@ -4,7 +4,7 @@
 //!
 //! - [`error`]: the one error type, whose variants say what to do next.
 //! - [`par`]: data parallelism over images (rayon natively, a plain loop in the browser).
-//! - [`assets`]: the files built into the binary: a small TFLite model and an example photo.
+//! - [`assets`]: the files built into the binary: Google's uint8 MobileNetV1 1.0 × 224 TFLite file and an example photo.
 //! - [`model`]: the float layer graph (shapes, ops, layers, the input range a model takes); import from TF.js.
 //! - [`labels`]: ImageNet class names, labelled image lists, top-k.
 //! - [`preprocess`]: decode an image and make it a model's float input (TF-slim's evaluation preprocessing).

@@ -35,7 +35,7 @@ pub fn render_modes(modes: &Modes, xnnpack: Option<&str>, plots: &Path, plots_li
     let _ = writeln!(md, "## The arithmetic: requantization modes (`--requant`)\n");
     let _ = writeln!(
         md,
-        "Each scheme under each output stage (README, *Requantization modes*): `double` is gemmlowp's two roundings \
+        "Each scheme under each output stage (docs/arithmetic.md): `double` is gemmlowp's two roundings \
          (TFLite's reference kernels), `single` one rounding of the 64-bit product (`TFLITE_SINGLE_ROUNDING`), `fp32` \
          XNNPACK's float requantization. int8 ran on {} over the {} images of `{}`, every layer checked against the \
          CPU reference of the same mode (*checked / differing bytes*). *≠ double*: the logit bytes per image and the \
