@@ -2,7 +2,7 @@
 //!
 //! The pipeline: [`model`] imports a TF.js layers MobileNetV1, [`preprocess`] turns images into its input,
 //! [`cpu_ref`] runs the float and integer reference forward passes, [`quant`] calibrates and quantizes
-//! (TF8, as in Sheng et al. 2018) and measures SQNR, [`tflite`] imports TFLite's quantized models, and [`gpu`]
+//! (TF8, as in Sheng et al. 2018) and measures SQNR, [`tflite`] imports TFLite's quantized models, [`onnx`] ONNX Runtime's, and [`gpu`]
 //! runs the integer pipeline in WGSL.
 
 pub mod analysis;
@@ -16,6 +16,7 @@ pub mod error;
 pub mod gpu;
 pub mod labels;
 pub mod model;
+pub mod onnx;
 pub mod par;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
