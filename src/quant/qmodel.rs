@@ -34,6 +34,42 @@ pub struct QLayer {
     /// How the output stage rounds (`--requant`); files written before it existed hold `double`.
     #[serde(default)]
     pub requant: Requant,
+    /// How the global average pool averages ([`PoolRounding`]); `--requant` leaves it as it is. Other ops ignore it.
+    /// Not written when it is the default, so files of models without it keep their bytes (and checksum).
+    #[serde(default, skip_serializing_if = "PoolRounding::is_half_up")]
+    pub pool: PoolRounding,
+}
+
+/// How the global average pool of n positions turns Σq into its output: a runtime's convention, which
+/// `--requant` does not change (the pool is not a layer's output stage in TFLite or ONNX Runtime).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolRounding {
+    /// (Σq + n/2) / n, ties up, keeping the input's quantization: TFLite's uint8 AVERAGE_POOL_2D
+    /// (`reference_ops::AveragePool`).
+    #[default]
+    HalfUp,
+    /// TFLite's int8 AVERAGE_POOL_2D (`reference_integer_ops::AveragePool`), keeping the input's quantization:
+    /// s = Σ(q − 128) in the int8 domain, then (s ± n/2) / n truncated, ties away from zero.
+    TiesAway,
+    /// ONNX Runtime's `com.microsoft.QLinearGlobalAveragePool` (MLAS `MlasQLinearGlobalAveragePoolNhwc`): acc = Σq −
+    /// n·z_in, scale = s_in / (s_out · f32(n)) in float32, then [`fixed_point::requantize_fp32`] (ties to even,
+    /// + z_out, clamp to [0, 255]); the output has its own quantization.
+    Fp32,
+}
+
+impl PoolRounding {
+    pub fn is_half_up(&self) -> bool {
+        *self == PoolRounding::HalfUp
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolRounding::HalfUp => "half-up",
+            PoolRounding::TiesAway => "ties-away",
+            PoolRounding::Fp32 => "fp32",
+        }
+    }
 }
 
 impl QLayer {
@@ -67,6 +103,13 @@ impl QLayer {
         )
     }
 
+    /// The float32 scale of a [`PoolRounding::Fp32`] pool: s_in / (s_out · f32(n)), as MLAS's
+    /// `CheckQLinearGlobalAveragePoolScaleAndSize` forms it.
+    pub fn pool_scale(&self) -> f32 {
+        let positions = (self.input_shape.h * self.input_shape.w) as f32;
+        self.input.scale / (self.output.scale * positions)
+    }
+
     /// The global average pool: it keeps its input's quantization (TFLite requires it), so it has no weights,
     /// multipliers or clamp.
     pub fn global_avg_pool(name: &str, input_shape: Shape, input: QuantParams) -> QLayer {
@@ -86,7 +129,13 @@ impl QLayer {
             act_min: 0,
             act_max: Vec::new(),
             requant: Requant::Double,
+            pool: PoolRounding::HalfUp,
         }
+    }
+
+    /// ONNX Runtime's global average pool ([`PoolRounding::Fp32`]), from `input` to `output`.
+    pub fn global_avg_pool_fp32(name: &str, input_shape: Shape, input: QuantParams, output: QuantParams) -> QLayer {
+        QLayer { output, pool: PoolRounding::Fp32, ..QLayer::global_avg_pool(name, input_shape, input) }
     }
 }
 
@@ -184,8 +233,18 @@ impl QuantModel {
                 return fail("the classifier needs a 1×1 input".into());
             }
             if layer.op == Op::GlobalAvgPool {
-                if layer.output != layer.input {
-                    return fail("the average pool must keep its input's quantization".into());
+                if layer.pool != PoolRounding::Fp32 && layer.output != layer.input {
+                    return fail(format!("a {} average pool must keep its input's quantization", layer.pool.name()));
+                }
+                // The shader forms Σq − 128·n and Σq − n·z_in in 32 bits: |…| ≤ 255·n < 2^31.
+                if layer.pool != PoolRounding::HalfUp && 255 * ins.h * ins.w >= 1 << 31 {
+                    return fail(format!("a {} pool of {} positions overflows i32", layer.pool.name(), ins.h * ins.w));
+                }
+                if layer.pool == PoolRounding::Fp32 {
+                    let scale = layer.pool_scale();
+                    if !(layer.output.scale > 0.0 && fixed_point::fp32_parts(scale).is_some()) {
+                        return fail(format!("the pool's float32 scale {scale} cannot requantize"));
+                    }
                 }
             } else {
                 let channels = outs.c;

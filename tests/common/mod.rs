@@ -5,7 +5,7 @@
 use mnq_gpu::gpu::{AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::{Model, Op, Shape};
 use mnq_gpu::quant::fixed_point::{quantize_multiplier, Requant};
-use mnq_gpu::quant::{QLayer, QuantModel, QuantParams};
+use mnq_gpu::quant::{PoolRounding, QLayer, QuantModel, QuantParams};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -112,6 +112,7 @@ pub fn random_layer(
         act_min,
         act_max,
         requant: Requant::Double,
+        pool: PoolRounding::HalfUp,
     }
 }
 
