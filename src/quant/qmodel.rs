@@ -20,7 +20,8 @@ pub struct QLayer {
     pub weights: Vec<u8>,
     pub weight_scales: Vec<f32>,
     pub weight_zero_points: Vec<i32>,
-    /// int32 bias with scale input.scale · weight_scales[c] and zero point 0; |bias| ≤ 2^30.
+    /// int32 bias with scale input.scale · weight_scales[c] and zero point 0; |bias| ≤ 2^30 except under
+    /// [`Requant::Fp32`], where any i32 (ONNX Runtime's files) and the accumulator wraps mod 2^32 as ORT's does.
     #[serde(skip)]
     pub bias: Vec<i32>,
     /// Q31 multipliers and shifts (> 0: left) of input.scale · weight_scales[c] / output.scale, computed as TFLite
@@ -264,7 +265,8 @@ impl QuantModel {
                 if layer.weight_zero_points.iter().any(|z| !(0..=255).contains(z))
                     || layer.multipliers.iter().any(|&m| m < 0)
                     || layer.shifts.iter().any(|s| !(-31..=30).contains(s))
-                    || layer.bias.iter().any(|b| i64::from(*b).abs() > super::weights::BIAS_LIMIT)
+                    || (layer.requant != Requant::Fp32
+                        && layer.bias.iter().any(|b| i64::from(*b).abs() > super::weights::BIAS_LIMIT))
                 {
                     return fail("a zero point, multiplier, shift or bias is out of range".into());
                 }
