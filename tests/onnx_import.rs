@@ -257,6 +257,19 @@ fn a_qdq_file_imports_with_onnx_runtimes_arithmetic() {
     assert_eq!(i64::from(out[0]) - 128, expected);
 }
 
+/// The committed fuzz seed fuzz/seeds/onnx/qdq_8x8.onnx is this file: `MNQ_WRITE_FUZZ_SEEDS=1 cargo test --test
+/// onnx_import` rewrites it.
+#[test]
+fn the_qdq_fuzz_seed_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/onnx/qdq_8x8.onnx");
+    let bytes = qdq_file(-128, false);
+    if std::env::var("MNQ_WRITE_FUZZ_SEEDS").as_deref() == Ok("1") {
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("fuzz/seeds/onnx");
+        std::fs::write(&path, &bytes).expect("writing the seed");
+    }
+    assert!(std::fs::read(&path).is_ok_and(|seed| seed == bytes), "{} is stale", path.display());
+}
+
 #[test]
 fn a_relu_that_the_quantization_makes_a_no_op_is_dropped_and_any_other_is_refused() {
     let imported = import(&qdq_file(-128, true)).expect("zero point −128: the Relu is a no-op");
