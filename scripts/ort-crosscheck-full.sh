@@ -3,7 +3,8 @@
 # ORT's quantize_static (calibrated on calibration.txt, preprocessed as mnq-gpu does) as QDQ per tensor, QDQ per
 # channel, QDQ uint8 and QOperator; every layer of mnq-gpu, on the GPU and on the CPU integer reference, against
 # ORT's default CPU session on the first IMAGES (default 100) evaluation images: results/ort_crosscheck.json.
-# MNQ (default: target/release/mnq-gpu, built here) and OUT (default: a temporary folder for the models) may be set.
+# MNQ (default: target/release/mnq-gpu, built here; its examples/preprocess_npy beside it), OUT (default: a
+# temporary folder for the models) and JSON (default: results/ort_crosscheck.json) may be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 images="${IMAGES:-100}"
@@ -21,4 +22,5 @@ model=mobilenet_v1_0.75_224
 "$preprocess" ../shared/imagenet/val1300/calibration.txt 224 "$out/calibration.npy"
 "$py" scripts/ort_quantize.py --float "$out/$model.onnx" --calibration "$out/calibration.npy" --out "$out"
 models="$out/${model}_qdq.onnx,$out/${model}_qdq_pc.onnx,$out/${model}_qdq_u8.onnx,$out/${model}_qop.onnx"
-"$py" scripts/ort_crosscheck.py --mnq "$MNQ" --models "$models" --images "$images" --json results/ort_crosscheck.json
+"$py" scripts/ort_crosscheck.py --mnq "$MNQ" --models "$models" --images "$images" \
+    --json "${JSON:-results/ort_crosscheck.json}"
