@@ -5,7 +5,7 @@
 
 use mnq_gpu::cpu_ref;
 use mnq_gpu::model::synthetic::mobilenet_v1;
-use mnq_gpu::model::{Activation, Op};
+use mnq_gpu::model::{Activation, Model, Op};
 use mnq_gpu::onnx::proto::{self, tensor_proto::DataType, AttributeProto, NodeProto, TensorProto};
 use mnq_gpu::onnx::{self as mnq_onnx, export};
 use mnq_gpu::quant::transform::fold_batch_norms;
@@ -268,6 +268,37 @@ fn the_qdq_fuzz_seed_is_current() {
         std::fs::write(&path, &bytes).expect("writing the seed");
     }
     assert!(std::fs::read(&path).is_ok_and(|seed| seed == bytes), "{} is stale", path.display());
+}
+
+/// The claim behind `export --format onnx`: a scheme under `--requant fp32` written as QDQ imports back (as ORT
+/// fuses it: QLinearConv, QLinearGlobalAveragePool) to a model that computes the same bytes at every layer;
+/// `double` and per-channel zero points are refused with the reason. (ORT itself runs such files to the same bytes:
+/// scripts/ort_crosscheck.py, docs/onnx.md.)
+#[test]
+fn a_scheme_exports_as_qdq_and_imports_back_computing_the_same_bytes() {
+    // Seeded random weights, taken as a real model's: export refuses synthetic models.
+    let float = Model { synthetic: false, ..mobilenet_v1(0.25, 32, SEED) };
+    let mut rng = SmallRng::seed_from_u64(SEED);
+    let images: Vec<Vec<f32>> =
+        (0..2).map(|_| (0..float.input_shape.len()).map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
+    for name in ["tf8", "per-channel+sym"] {
+        let scheme: mnq_gpu::quant::scheme::Scheme = name.parse().expect("a scheme");
+        let (_, model) = mnq_gpu::calibrate::quantize_scheme(&float, &scheme, &images).expect("quantize");
+        let error = export::qdq_to_bytes(&model).expect_err("double is not ORT's").to_string();
+        assert!(error.contains("--requant fp32"), "{error}");
+        let model = model.with_requant(Requant::Fp32);
+        let imported = import(&export::qdq_to_bytes(&model).expect("export")).expect("import").model.expect("int8");
+        assert_eq!(imported.input, model.input);
+        let input: Vec<u8> = (0..model.input_shape.len()).map(|_| rng.random()).collect();
+        let (expected, got) = (cpu_ref::run_u8(&model, &input), cpu_ref::run_u8(&imported, &input));
+        for (layer, (e, g)) in model.layers.iter().zip(expected.iter().zip(&got)) {
+            assert!(e == g, "{name}: layer {} differs after the round trip", layer.name);
+        }
+    }
+    let scheme: mnq_gpu::quant::scheme::Scheme = "per-channel".parse().expect("a scheme");
+    let (_, model) = mnq_gpu::calibrate::quantize_scheme(&float, &scheme, &images).expect("quantize");
+    let error = export::qdq_to_bytes(&model.with_requant(Requant::Fp32)).expect_err("per-channel zero points");
+    assert!(error.to_string().contains("zero point"), "{error}");
 }
 
 #[test]

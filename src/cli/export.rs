@@ -1,6 +1,7 @@
 //! `mnq-gpu export`: write quantized models as TFLite files (uint8, or int8 for symmetric weights) that LiteRT
 //! runs to the same bytes as mnq-gpu, every layer; schemes TFLite cannot express are refused with the reason.
-//! `--format onnx --float` writes the float model as ONNX instead, for ONNX Runtime's `quantize_static`.
+//! `--format onnx` writes QDQ ONNX files that ONNX Runtime runs to the same bytes (schemes under `--requant fp32`),
+//! and `--format onnx --float` the float model, for ONNX Runtime's `quantize_static`.
 
 use super::{output_path, ModelArgs};
 use anyhow::{Context, Result};
@@ -16,7 +17,7 @@ pub struct ExportArgs {
     /// Output file (one scheme) or folder (several). Default: <model>_<scheme>.tflite in the current folder.
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// File format: tflite (quantized schemes), or onnx (with --float: the float model).
+    /// File format: tflite, or onnx (QDQ, for schemes under --requant fp32; with --float: the float model).
     #[arg(long, value_enum, default_value_t = Format::Tflite)]
     format: Format,
     /// Write the float model (BatchNorm folded), not a quantized scheme: ONNX only.
@@ -40,9 +41,20 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             eprintln!("wrote {} (float, {} layers, opset 13)", output.display(), loaded.float.layers.len());
             return Ok(ExitCode::SUCCESS);
         }
-        (Format::Onnx, false) => anyhow::bail!(
-            "--format onnx writes the float model only (pass --float); quantized QDQ export is not implemented yet"
-        ),
+        (Format::Onnx, false) => {
+            let quantized = args.model.quantized_models(&loaded)?;
+            // Every model is checked before any is written, so a refusal leaves no files behind.
+            for q in &quantized {
+                onnx::export::check_qdq(&q.model)?;
+            }
+            for q in &quantized {
+                let output =
+                    output_path(args.output.as_deref(), quantized.len(), &loaded.float.name, &q.model.scheme, "onnx")?;
+                onnx::export::save_qdq(&q.model, &output).with_context(|| format!("writing {}", output.display()))?;
+                eprintln!("wrote {} ({} layers as QDQ, scheme {})", output.display(), q.model.layers.len(), q.label());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         (Format::Tflite, true) => anyhow::bail!("--float is for --format onnx; TFLite export writes quantized models"),
         (Format::Tflite, false) => {}
     }

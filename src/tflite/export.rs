@@ -93,7 +93,12 @@ struct Checked {
 }
 
 fn check(model: &QuantModel) -> Result<Checked> {
-    let refuse = |reason: String| Error::Export { model: model.name.clone(), scheme: model.scheme.clone(), reason };
+    let refuse = |reason: String| Error::Export {
+        model: model.name.clone(),
+        scheme: model.scheme.clone(),
+        format: "TFLite",
+        reason,
+    };
     if model.synthetic {
         return Err(refuse("its weights are synthetic (seeded random, for benchmarks only)".into()));
     }
