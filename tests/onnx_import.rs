@@ -233,7 +233,10 @@ fn a_qdq_file_imports_with_onnx_runtimes_arithmetic() {
         .filter(|l| l.op != Op::GlobalAvgPool)
         .all(|l| l.weight_zero_points.iter().all(|&z| z == 128)));
     assert_eq!(imported.tensors[0], "conv1_QuantizeLinear_Output");
-    assert_eq!(imported.float.layers[0].activation, Activation::Relu, "the ReLU the output's range applies");
+    // The float model clamps as the dequantized graph does: to the output's range [0, s·(255 − z)].
+    let conv1 = &imported.float.layers[0];
+    assert_eq!(conv1.activation, Activation::Relu6);
+    assert_eq!(conv1.clip_max.as_deref(), Some(&[0.05f32 * 255.0; 8][..]));
 
     // conv1's output at (0, 0, channel 0) by ORT's formula, in i64 and f32: acc = bias + Σ(x − z_x)(w − z_w) over
     // the taps inside the image (TF SAME at stride 2 on 8×8: no padding above or left), then

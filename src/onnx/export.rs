@@ -276,9 +276,13 @@ impl Graph {
         let name = &layer.name;
         let (c_in, c_out) = (layer.input_shape.c, layer.output_shape.c);
         let refuse = |reason: &str| Error::UnsupportedShape { layer: name.clone(), reason: reason.into() };
-        if layer.clip_max.is_some() {
-            return Err(refuse("per-channel ReLU6 bounds (cross-layer equalization) have no ONNX Clip"));
-        }
+        // One bound for every channel (an imported QDQ file's output range) is a Clip; per-channel bounds
+        // (cross-layer equalization) have none.
+        let clip_max = match &layer.clip_max {
+            None => 6.0,
+            Some(bounds) if bounds.iter().all(|&b| b == bounds[0]) => bounds[0],
+            Some(_) => return Err(refuse("per-channel ReLU6 bounds (cross-layer equalization) have no ONNX Clip")),
+        };
         let kernel = &layer.kernel;
         let (weights, dims, attributes): (Vec<f32>, Vec<usize>, Vec<proto::AttributeProto>) = match layer.op {
             Op::GlobalAvgPool => {
@@ -314,7 +318,7 @@ impl Graph {
                 let bias = layer.bias.clone().unwrap_or_else(|| vec![0.0; c_out]);
                 let c = self.initializer(&format!("{name}_bias"), &[c_out], &bias);
                 self.node("Gemm", name, &[&flat, &b, &c], name, vec![int("transB", 1)]);
-                return self.activation(layer, name);
+                return self.activation(layer, name, clip_max);
             }
         };
         let w = self.initializer(&format!("{name}_weights"), &dims, &weights);
@@ -324,10 +328,10 @@ impl Graph {
         }
         let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         self.node("Conv", name, &inputs, name, attributes);
-        self.activation(layer, name)
+        self.activation(layer, name, clip_max)
     }
 
-    fn activation(&mut self, layer: &Layer, output: &str) -> Result<String> {
+    fn activation(&mut self, layer: &Layer, output: &str, clip_max: f32) -> Result<String> {
         let name = format!(
             "{}_{}",
             layer.name,
@@ -342,9 +346,12 @@ impl Graph {
             _ => {
                 if !self.initializers.iter().any(|t| t.name == "relu6_min") {
                     self.initializer("relu6_min", &[], &[0.0]);
-                    self.initializer("relu6_max", &[], &[6.0]);
                 }
-                self.node("Clip", &name, &[output, "relu6_min", "relu6_max"], &name, vec![]);
+                let max = if clip_max == 6.0 { "relu6_max".to_string() } else { format!("{}_clip_max", layer.name) };
+                if !self.initializers.iter().any(|t| t.name == max) {
+                    self.initializer(&max, &[], &[clip_max]);
+                }
+                self.node("Clip", &name, &[output, "relu6_min", &max], &name, vec![]);
             }
         }
         Ok(name)

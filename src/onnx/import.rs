@@ -22,7 +22,9 @@ use super::proto::{self, NodeProto, TensorProto};
 use crate::error::{Error, Result};
 use crate::model::{same_padding, Activation, BatchNorm, InputRange, Layer, Model, Op, Padding, Shape};
 use crate::quant::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
-use crate::quant::{shape_in_bounds, PoolRounding, QLayer, QuantModel, QuantParams, Requant, MAX_CHANNELS, MAX_SIDE};
+use crate::quant::{
+    shape_in_bounds, InputRounding, PoolRounding, QLayer, QuantModel, QuantParams, Requant, MAX_CHANNELS, MAX_SIDE,
+};
 use crate::tflite::import::LayerNamer;
 use crate::tflite::ElementType;
 use prost::Message;
@@ -564,18 +566,22 @@ impl<'a> File<'a> {
                 }
                 "Relu" | "Clip" => {
                     let (min, max) = self.clip_range(node, op)?;
-                    let activation = match (min, max) {
-                        (0.0, 6.0) => Activation::Relu6,
-                        (0.0, f32::INFINITY) => Activation::Relu,
+                    // Clip(0, m) other than 6: a ReLU6 with bound m (what an exported QDQ import's range gives).
+                    let (activation, clip_max) = match (min, max) {
+                        (0.0, 6.0) => (Activation::Relu6, None),
+                        (0.0, f32::INFINITY) => (Activation::Relu, None),
+                        (0.0, m) if m > 0.0 && m.is_finite() => (Activation::Relu6, Some(m)),
                         _ => {
-                            return Err(
-                                self.node_error(node, format!("a clip to [{min}, {max}]: mnq-gpu runs ReLU and ReLU6"))
-                            )
+                            return Err(self.node_error(
+                                node,
+                                format!("a clip to [{min}, {max}]: mnq-gpu runs ReLU and clips to [0, m]"),
+                            ))
                         }
                     };
                     let Some(p) = pending.as_mut().filter(|p| p.layer.activation == Activation::None) else {
                         return Err(self.node_error(node, "mnq-gpu runs an activation only right after a convolution"));
                     };
+                    p.layer.clip_max = clip_max.map(|m| vec![m; p.layer.output_shape.c]);
                     p.layer.activation = activation;
                     if let Some(q) = p.quant.as_mut() {
                         q.clip = Some((label.clone(), min, max));
@@ -1019,10 +1025,8 @@ impl<'a> File<'a> {
             );
             self.qlayer(&node, &layer, quant.input, out, quant.weights, &quant.weight_params, quant.bias)?
         };
-        // The float model: the Relu/Clip the file had, or where quantize_static removed it (the output's zero
-        // point at the type's lowest value), the ReLU that the output's range applies.
-        if layer.activation == Activation::None && out.zero_point == 0 && layer.op != Op::GlobalAvgPool {
-            layer.activation = Activation::Relu;
+        if layer.op != Op::GlobalAvgPool {
+            output_clamp(&mut layer, out);
         }
         built.layers.push(qlayer);
         built.float.push(layer);
@@ -1145,9 +1149,7 @@ impl<'a> File<'a> {
                 .map(|(&b, w)| (f64::from(b) * f64::from(input.params.scale) * f64::from(w.scale)) as f32)
                 .collect(),
         );
-        if y.params.zero_point == 0 {
-            layer.activation = Activation::Relu;
-        }
+        output_clamp(&mut layer, y.params);
         let qlayer = self.qlayer(&label, &layer, input.params, y.params, weights_u8, &weight_params, bias)?;
         Ok((qlayer, layer))
     }
@@ -1221,6 +1223,8 @@ impl<'a> File<'a> {
                     input: input.params,
                     layers: built.layers,
                     synthetic: false,
+                    // ORT quantizes the input with its QuantizeLinear: float32 division, ties to even.
+                    input_rounding: InputRounding::Fp32,
                 };
                 if model.layers.len() != float.layers.len() {
                     return Err(self
@@ -1234,6 +1238,23 @@ impl<'a> File<'a> {
         };
         Ok(Imported { model, float, tensors: built.tensors, input_type: input.map(|q| q.element_type) })
     }
+}
+
+/// The float model's activation: what the QuantizeLinear of a layer's output applies. Where its zero point is the
+/// type's lowest value (quantize_static removed a Relu or Clip(0, 6) there), the output is clamped to
+/// [0, s·(255 − z)] (the engine's u8 domain): a ReLU6 with that upper bound (below 6 for a calibrated ReLU6), as the
+/// dequantized graph computes it. A Relu or Clip still in the file adds its own bound.
+fn output_clamp(layer: &mut Layer, output: QuantParams) {
+    if output.zero_point != 0 {
+        return;
+    }
+    let upper = output.scale * (255 - output.zero_point) as f32;
+    let bound = match layer.activation {
+        Activation::Relu6 => upper.min(layer.clip_max.as_ref().map_or(6.0, |bounds| bounds[0])),
+        Activation::None | Activation::Relu => upper,
+    };
+    layer.activation = Activation::Relu6;
+    layer.clip_max = Some(vec![bound; layer.output_shape.c]);
 }
 
 /// The index of a QOperator node's output scale input.

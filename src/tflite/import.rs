@@ -360,6 +360,7 @@ impl File<'_> {
             input: input_params,
             layers,
             synthetic: false,
+            input_rounding: Default::default(),
         };
         model.validate().map_err(|reason| self.error(format!("not a MobileNetV1 the engine runs: {reason}")))?;
         let classes = model.classes();

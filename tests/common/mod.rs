@@ -135,6 +135,7 @@ pub fn random_quant_model(model: &Model, seed: u64) -> QuantModel {
         input,
         layers,
         synthetic: true,
+        input_rounding: Default::default(),
     }
 }
 
@@ -147,6 +148,7 @@ pub fn single_layer_model(layer: &QLayer) -> QuantModel {
         input: layer.input,
         layers: vec![layer.clone()],
         synthetic: true,
+        input_rounding: Default::default(),
     }
 }
 
