@@ -4,7 +4,8 @@
 Usage: fuzz/seed.py SHARED CORPUS [MNQ_GPU]. Without SHARED (missing folder) only the committed seeds and the
 generated PNGs go in. With the mnq-gpu binary MNQ_GPU, a tiny TF.js model (the 0.75 model's topology at 4
 channels, 16x16 input, 5 classes, seeded random weights) is quantized and exported, giving small, valid
-quantized-model and TFLite seeds that reach the whole loader. Standard library only.
+quantized-model and TFLite seeds that reach the whole loader, and its float ONNX export (the committed
+fuzz/seeds/onnx/ hold a small QDQ file, written by tests/onnx_import.rs). Standard library only.
 """
 import json
 import os
@@ -124,7 +125,7 @@ def main():
     rng = random.Random(1)
     for i, (w, h, kind, depth) in enumerate([(16, 12, 2, 8), (5, 7, 0, 8), (9, 9, 6, 8), (6, 4, 2, 16), (3, 3, 4, 8)]):
         write("image", f"generated_{i}.png", png(w, h, kind, depth, rng))
-    for name in ["scheme", "tfjs", "tflite", "quant_file", "image"]:
+    for name in ["scheme", "tfjs", "tflite", "quant_file", "image", "onnx"]:
         target(name)
     if not os.path.isdir(SHARED):
         print(f"seed: no {SHARED}; committed and generated seeds only", file=sys.stderr)
@@ -180,6 +181,9 @@ def main():
             write("quant_file", "unchecked_" + name, strip_checksum(data))
         for name in sorted(os.listdir(exported)):
             write("tflite", name, read(os.path.join(exported, name)))
+        onnx = os.path.join(tmp, "tiny_float.onnx")
+        subprocess.run([MNQ, "export", "--model", model_dir, "--format", "onnx", "--float", "-o", onnx], check=True)
+        write("onnx", "tiny_float.onnx", read(onnx))
 
 
 main()

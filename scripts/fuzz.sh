@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo fuzz, libFuzzer, nightly) of every parser that takes user bytes: TF.js model.json
-# and shards (tfjs), the quantized-model file (quant_file), the TFLite importer (tflite), image decoding and
-# preprocessing (image), --scheme/--requant names (scheme). Targets are in fuzz/fuzz_targets/.
+# and shards (tfjs), the quantized-model file (quant_file), the TFLite importer (tflite), the ONNX importer (onnx),
+# image decoding and preprocessing (image), --scheme/--requant names (scheme). Targets are in fuzz/fuzz_targets/.
 #
 #   scripts/fuzz.sh smoke             every target for 20 s from libFuzzer seed 1 (what .ci/run does)
 #   scripts/fuzz.sh long [SECONDS]    every target for SECONDS (default 600), one after another, with final stats
@@ -38,8 +38,8 @@ fi
 # max_len per target, in bytes: scheme names are short; the tiny seeds of the model formats are 14-60 KB; 128 KB
 # holds both real model.json files (49 and 123 KB) and every JPEG seed (up to 93 KB); 600,000 holds Google's
 # 0.25 × 128 TFLite file (525,598 bytes) whole (the larger ones are cut there, which still exercises the errors).
-declare -A max_len=([scheme]=256 [tfjs]=131072 [quant_file]=65536 [tflite]=600000 [image]=131072)
-targets="${FUZZ_TARGETS:-scheme tfjs quant_file tflite image}"
+declare -A max_len=([scheme]=256 [tfjs]=131072 [quant_file]=65536 [tflite]=600000 [image]=131072 [onnx]=131072)
+targets="${FUZZ_TARGETS:-scheme tfjs quant_file tflite image onnx}"
 
 # The mnq-gpu binary writes the quantized-model and exported-TFLite seeds; `cargo test` (CI) has built it.
 mnq=target/debug/mnq-gpu

@@ -209,5 +209,6 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
         input,
         layers,
         synthetic: model.synthetic,
+        input_rounding: Default::default(),
     })
 }

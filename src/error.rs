@@ -37,8 +37,8 @@ pub enum Error {
     #[error("layer {layer}: {reason}")]
     UnsupportedShape { layer: String, reason: String },
 
-    #[error("cannot export {model} (scheme {scheme}) as TFLite: {reason}")]
-    Export { model: String, scheme: String, reason: String },
+    #[error("cannot export {model} (scheme {scheme}) as {format}: {reason}")]
+    Export { model: String, scheme: String, format: &'static str, reason: String },
 
     #[error("no GPU adapter found{filter}\nhint: {hint}")]
     NoAdapter { filter: String, hint: &'static str },

@@ -17,6 +17,7 @@
 //! - [`sqnr`]: SQNR per layer, accumulated and local.
 //! - [`analysis`]: weight ranges before and after folding BatchNorm, dead channels (no inference).
 //! - [`tflite`]: TFLite's quantized models in and out.
+//! - [`onnx`]: ONNX models in (float, QDQ and QOperator, with ONNX Runtime's arithmetic) and out (float and QDQ).
 //! - [`gpu`]: the integer pipeline in WGSL through wgpu: context, shaders, one module per op, the plan.
 //! - [`engine`]: the front door: load a model, quantize it, run it on the GPU or the CPU reference, check one
 //!   against the other, evaluate labelled images. The CLI, the tests, the benchmarks and the browser page go
@@ -36,6 +37,7 @@ pub mod error;
 pub mod gpu;
 pub mod labels;
 pub mod model;
+pub mod onnx;
 pub mod par;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;

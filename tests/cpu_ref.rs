@@ -9,7 +9,7 @@ use mnq_gpu::cpu_ref::{
 use mnq_gpu::labels::{read_list, top_k};
 use mnq_gpu::model::{same_padding, synthetic, Activation, Layer, Op, Padding, Shape};
 use mnq_gpu::preprocess::load_image;
-use mnq_gpu::quant::{self, QLayer, QuantParams, Requant};
+use mnq_gpu::quant::{self, PoolRounding, QLayer, QuantParams, Requant};
 use std::path::Path;
 
 const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
@@ -34,6 +34,7 @@ fn qlayer(op: Op, input_shape: Shape, output_shape: Shape, weights: Vec<u8>, bia
         act_min: 0,
         act_max: vec![255; c],
         requant: Requant::Double,
+        pool: Default::default(),
     }
 }
 
@@ -118,6 +119,36 @@ fn global_avg_pool_u8_rounds_half_up() {
     layer.output = layer.input;
     // Channel 0: (1 + 2 + 3 + 4) / 4 = 2.5 → 3. Channel 1: (255 · 3 + 0) / 4 = 191.25 → 191.
     assert_eq!(global_avg_pool_u8(&layer, &[1, 255, 2, 255, 3, 255, 4, 0]), vec![3, 191]);
+}
+
+/// TFLite's int8 AveragePool (`reference_integer_ops::AveragePool`): (s ± n/2) / n on the int8 sum s, truncated,
+/// so exact halves go away from zero: −1.5 → −2, +1.5 → +2, −0.5 → −1, where half-up gives −1, 2, 0.
+#[test]
+fn global_avg_pool_u8_ties_away_rounds_int8_halves_away_from_zero() {
+    let shape = Shape::new(1, 2, 3);
+    let layer = QLayer {
+        pool: PoolRounding::TiesAway,
+        ..QLayer::global_avg_pool("pool", shape, QuantParams { scale: 1.0, zero_point: 128 })
+    };
+    // int8 channel sums: −2 + −1 = −3, 1 + 2 = 3, −1 + 0 = −1 over n = 2.
+    let input = [126, 129, 127, 127, 130, 128];
+    assert_eq!(global_avg_pool_u8(&layer, &input), vec![128 - 2, 128 + 2, 128 - 1]);
+    let half_up = QLayer { pool: PoolRounding::HalfUp, ..layer };
+    assert_eq!(global_avg_pool_u8(&half_up, &input), vec![128 - 1, 128 + 2, 128]);
+}
+
+/// ONNX Runtime's QLinearGlobalAveragePool (MLAS): requantize_fp32(Σq − n·z_in, s_in / (s_out · f32(n))), ties to
+/// even, with an output quantization of its own. Expected values worked out by hand below.
+#[test]
+fn global_avg_pool_u8_fp32_is_onnx_runtimes_qlinear_global_average_pool() {
+    let shape = Shape::new(2, 2, 2);
+    let input = QuantParams { scale: 0.5, zero_point: 10 };
+    let output = QuantParams { scale: 0.25, zero_point: 3 };
+    let layer = QLayer::global_avg_pool_fp32("pool", shape, input, output);
+    assert_eq!(layer.pool_scale(), 0.5); // 0.5 / (0.25 · 4)
+                                         // Channel 0: Σq = 10+11+12+12 = 45, acc = 45 − 40 = 5, 5 · 0.5 = 2.5 → 2 (even) + 3 = 5.
+                                         // Channel 1: Σq = 0·4 = 0, acc = −40, −20 + 3 = −17 → clamped to 0.
+    assert_eq!(global_avg_pool_u8(&layer, &[10, 0, 11, 0, 12, 0, 12, 0]), vec![5, 0]);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use mnq_gpu::cpu_ref;
 use mnq_gpu::gpu::{GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::synthetic::mobilenet_v1;
 use mnq_gpu::model::{Op, Shape};
-use mnq_gpu::quant::{QLayer, QuantParams, Requant};
+use mnq_gpu::quant::{PoolRounding, QLayer, QuantParams, Requant};
 use std::collections::HashSet;
 
 const SEED: u64 = 0x6d6e_7167;
@@ -92,6 +92,39 @@ fn global_avg_pool_matches_cpu_ref_at_every_layer_shape() {
         return;
     };
     assert_op_matches_cpu_ref(&gpu, |op| *op == Op::GlobalAvgPool);
+}
+
+/// Every [`PoolRounding`] (TFLite uint8's half-up, TFLite int8's ties-away, ONNX Runtime's fp32
+/// QLinearGlobalAveragePool with its own output quantization) at MobileNetV1's pool shapes and at odd and even
+/// position counts (even counts make exact halves, where the roundings differ), with zero points at both ends.
+#[test]
+fn global_avg_pool_matches_cpu_ref_under_every_pool_rounding() {
+    let Some(gpu) = common::gpu_or_skip() else {
+        return;
+    };
+    let shapes = [(7, 7, 768), (7, 7, 1024), (4, 4, 256), (6, 6, 200), (1, 1, 16), (3, 5, 37), (2, 2, 1001)];
+    let params = [
+        (QuantParams { scale: 0.02, zero_point: 0 }, QuantParams { scale: 0.05, zero_point: 255 }),
+        (QuantParams { scale: 0.1, zero_point: 97 }, QuantParams { scale: 0.0123, zero_point: 3 }),
+        (QuantParams { scale: 0.0235, zero_point: 0 }, QuantParams { scale: 0.0235, zero_point: 0 }),
+        (QuantParams { scale: 0.3, zero_point: 255 }, QuantParams { scale: 0.29, zero_point: 128 }),
+    ];
+    for (i, &(h, w, c)) in shapes.iter().enumerate() {
+        let shape = Shape::new(h, w, c);
+        for (j, &(input, output)) in params.iter().enumerate() {
+            let data = common::random_u8(shape.len(), SEED + (i * 10 + j) as u64);
+            for pool in [PoolRounding::HalfUp, PoolRounding::TiesAway, PoolRounding::Fp32] {
+                let name = format!("pool {h}×{w}×{c} ({}, params {j})", pool.name());
+                let layer = match pool {
+                    PoolRounding::Fp32 => QLayer::global_avg_pool_fp32(&name, shape, input, output),
+                    _ => QLayer { pool, ..QLayer::global_avg_pool(&name, shape, input) },
+                };
+                let expected = cpu_ref::run_layer_u8(&layer, &data);
+                let actual = common::run_layer_gpu(&gpu, &layer, &data, InnerProduct::FASTEST);
+                common::assert_bit_exact(&name, layer.output_shape, &expected, &actual);
+            }
+        }
+    }
 }
 
 #[test]

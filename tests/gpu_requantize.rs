@@ -211,6 +211,14 @@ fn fp32_cases() -> Vec<Case> {
         };
         cases.push(case(acc, scale, &mut rng));
     }
+    // ONNX Runtime's QLinearGlobalAveragePool: scale s_in / (s_out · f32(n)) in float32 for MobileNetV1's pool
+    // counts (7×7, 6×6, 5×5, 4×4, 1) on accumulators Σq − n·z_in, |·| ≤ 255·n (PoolRounding::Fp32).
+    for _ in 0..20_000 {
+        let n = [49u32, 36, 25, 16, 1][rng.random_range(0..5)];
+        let (s_in, s_out) = (2f32.powf(rng.random_range(-8.0..0.0)), 2f32.powf(rng.random_range(-8.0..0.0)));
+        let acc = rng.random_range(-255 * n as i32..=255 * n as i32);
+        cases.push(case(acc, s_in / (s_out * n as f32), &mut rng));
+    }
     for _ in 0..50_000 {
         // Ties of the final rounding: acc = odd · 2^(k−1), scale 2^-k, so acc · scale = odd / 2, within ±512.
         let k = rng.random_range(1..=21);

@@ -1,6 +1,6 @@
 //! `run --dump DIR`: every int8 pipeline's uint8 input and every layer's output as `.npy` files, with a
 //! `manifest.json` that says which layer is which (and, for a TFLite file's own quantization, which of the file's
-//! tensors each layer computes), so another runtime can be compared with mnq-gpu byte for byte
+//! or ONNX tensors each layer computes), so another runtime can be compared with mnq-gpu byte for byte
 //! (`scripts/litert_crosscheck.py`).
 
 use super::Quantized;
@@ -18,6 +18,11 @@ pub struct Manifest {
     pub tflite: Option<PathBuf>,
     /// The file's integer type ("uint8" or "int8"); the dumped bytes are the engine's u8 (int8 values + 128).
     pub tflite_type: Option<mnq_gpu::tflite::ElementType>,
+    /// The ONNX file the model came from; null for other models.
+    pub onnx: Option<PathBuf>,
+    /// A quantized ONNX file's input type (its first QuantizeLinear's); every dumped byte is the engine's u8, the
+    /// int8 value + 128 for an int8 tensor.
+    pub onnx_input_type: Option<mnq_gpu::tflite::ElementType>,
     pub runs: Vec<Run>,
 }
 
@@ -38,6 +43,8 @@ pub struct DumpedLayer {
     pub name: String,
     /// The index of the TFLite tensor this layer computes, for a TFLite file's own quantization.
     pub tflite_tensor: Option<usize>,
+    /// The name of the ONNX tensor this layer computes, for an ONNX file's own quantization.
+    pub onnx_tensor: Option<String>,
     /// [1, h, w, c] uint8.
     pub file: PathBuf,
 }
@@ -61,11 +68,12 @@ pub fn write_run(
         let file = folder.join(format!("{i:02}_{}.npy", layer.name));
         write_npy(&dir.join(&file), layer.output_shape, bytes)?;
         let tflite_tensor = q.tflite_tensors.as_ref().map(|tensors| tensors[i]);
-        dumped.push(DumpedLayer { name: layer.name.clone(), tflite_tensor, file });
+        let onnx_tensor = q.onnx_tensors.as_ref().map(|tensors| tensors[i].clone());
+        dumped.push(DumpedLayer { name: layer.name.clone(), tflite_tensor, onnx_tensor, file });
     }
     Ok(Run {
         image: image.canonicalize().unwrap_or_else(|_| image.to_path_buf()),
-        scheme: q.scheme.to_string(),
+        scheme: q.scheme_name(),
         requant: q.model.requant(),
         device: device.to_string(),
         input: input_file,

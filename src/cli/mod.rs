@@ -162,7 +162,8 @@ impl ListArgs {
 /// Where the model comes from, shared by every subcommand.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// A TF.js MobileNetV1 folder (model.json + shards), a quantized TFLite file (.tflite), or a name that
+    /// A TF.js MobileNetV1 folder (model.json + shards), a quantized TFLite file (.tflite), an ONNX file (.onnx:
+    /// float, or quantized as ONNX Runtime's quantize_static writes it, QDQ or QOperator), or a name that
     /// `mnq-gpu download` fetched (e.g. mobilenet_v1_0.5_160_quant). Default: ../shared/models/mobilenet_v1_0.75_224
     /// (looked up beside and above the current folder and the source tree), else the built-in
     /// mobilenet_v1_1.0_224_quant.
@@ -171,8 +172,8 @@ pub struct ModelArgs {
     /// Quantization schemes, comma-separated: a preset (tf8, tf8-zero-var, per-channel, cle, cle-bc) with
     /// optional modifiers (+mse, +zero-var, +per-channel, +sym, +relu, +dw-linear; +w4 for 4-bit weights, 2 to 8,
     /// and +w8@conv1@conv_preds for per-layer widths), e.g. `tf8,per-channel,cle-bc+mse,per-channel+sym+w4`;
-    /// `tflite` is a TFLite file's own quantization. Default: tf8, and tflite for a TFLite model (other schemes
-    /// quantize the float model the file represents).
+    /// `tflite` (or `onnx`) is a quantized TFLite (ONNX) file's own quantization. Default: tf8, and the file's own
+    /// for a quantized TFLite or ONNX model (other schemes quantize the float model the file represents).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub scheme: Vec<SchemeChoice>,
     /// Quantized models written by `mnq-gpu quantize` (comma-separated), instead of calibrating --scheme.
@@ -180,7 +181,8 @@ pub struct ModelArgs {
     pub quantized: Vec<PathBuf>,
     /// Requantization modes, comma-separated; every scheme runs under each: double (gemmlowp's two roundings, as
     /// TFLite's reference kernels), single (one rounding, TFLite's TFLITE_SINGLE_ROUNDING), fp32 (float32 scale
-    /// with round-half-even, as XNNPACK). Default: double, or the mode a --quantized file records.
+    /// with round-half-even, as XNNPACK and ONNX Runtime). Default: double, fp32 for a quantized ONNX file's own
+    /// quantization, or the mode a --quantized file records.
     #[arg(long, value_name = "MODES", value_delimiter = ',')]
     pub requant: Vec<Requant>,
     /// Calibration list (`FILE CLASS` lines). Default: ../shared/imagenet/val1300/calibration.txt
@@ -222,8 +224,8 @@ impl ModelArgs {
         let models = if self.quantized.is_empty() {
             let schemes = self.schemes(loaded);
             anyhow::ensure!(
-                loaded.tflite.is_some() || !schemes.contains(&SchemeChoice::File),
-                "scheme `{}` is a TFLite file's own quantization; pass --model FILE.tflite",
+                loaded.has_file_quantization() || !schemes.contains(&SchemeChoice::File),
+                "scheme `{}` is a quantized file's own quantization; pass --model FILE.tflite or a quantized FILE.onnx",
                 SchemeChoice::File
             );
             let list = if engine::needs_calibration(&schemes) { Some(self.calibration_list()?) } else { None };

@@ -106,7 +106,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             let logits = q.model.dequantize_logits(layers.last().expect("layers"));
             let mismatches = args.check.then(|| check_layers(&q.model, input, layers).mismatches);
             result.int8.push(Int8Result {
-                scheme: q.scheme.to_string(),
+                scheme: q.scheme_name(),
                 requant: q.model.requant(),
                 device: engine.device(),
                 top: predictions(float, &logits, k),
@@ -175,6 +175,8 @@ fn write_manifest(dir: &Path, loaded: &super::Loaded, runs: Vec<dump::Run>) -> R
         model: loaded.float.name.clone(),
         tflite: loaded.tflite.as_ref().map(|_| loaded.source.canonicalize().unwrap_or(loaded.source.clone())),
         tflite_type: loaded.tflite.as_ref().map(|t| t.element_type),
+        onnx: loaded.onnx.as_ref().map(|_| loaded.source.canonicalize().unwrap_or(loaded.source.clone())),
+        onnx_input_type: loaded.onnx.as_ref().and_then(|o| o.input_type),
         runs,
     };
     let path = dir.join("manifest.json");

@@ -45,7 +45,7 @@ pub fn conv2d_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
                     let x = i32::from(x) - input_zero;
                     let row = &layer.weights[(tap * ins.c + ci) * outs.c..][..outs.c];
                     for ((a, &w), &w_zero) in acc.iter_mut().zip(row).zip(&layer.weight_zero_points) {
-                        *a += x * (i32::from(w) - w_zero);
+                        *a = a.wrapping_add(x * (i32::from(w) - w_zero));
                     }
                 }
             }

@@ -40,7 +40,7 @@ pub fn depthwise_conv2d_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
                 let pixel = &input[pixel * ins.c..][..ins.c];
                 let taps = &layer.weights[tap * ins.c..][..ins.c];
                 for (((a, &x), &w), &w_zero) in acc.iter_mut().zip(pixel).zip(taps).zip(&layer.weight_zero_points) {
-                    *a += (i32::from(x) - input_zero) * (i32::from(w) - w_zero);
+                    *a = a.wrapping_add((i32::from(x) - input_zero) * (i32::from(w) - w_zero));
                 }
             }
             let out = &mut output[(oy * outs.w + ox) * outs.c..][..outs.c];

@@ -1,7 +1,8 @@
 //! Global average pool: [h, w, c] → [1, 1, c].
 
 use crate::model::Layer;
-use crate::quant::QLayer;
+use crate::quant::fixed_point::requantize_fp32;
+use crate::quant::{PoolRounding, QLayer};
 
 pub fn global_avg_pool_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
     let c = layer.input_shape.c;
@@ -15,10 +16,15 @@ pub fn global_avg_pool_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
     sum.iter().map(|&s| s / count).collect()
 }
 
-/// Integer average with round half up, as TFLite's uint8 AveragePool: (Σq + n/2) / n. The output keeps the
-/// input's scale and zero point (the mean of values in a range stays in it), so no requantization is needed.
+/// The integer average of each channel under the layer's [`PoolRounding`]:
+/// - `half-up`: (Σq + n/2) / n, as TFLite's uint8 AveragePool; the output keeps the input's scale and zero point
+///   (the mean of values in a range stays in it), so no requantization is needed;
+/// - `ties-away`: TFLite's int8 AveragePool on the int8 values q − 128: s = Σq − 128·n, (s ± n/2) / n truncated
+///   toward zero, + 128;
+/// - `fp32`: ONNX Runtime's QLinearGlobalAveragePool, requantize_fp32(Σq − n·z_in, s_in / (s_out · f32(n))).
 pub fn global_avg_pool_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
-    // Overflow budget: Σq ≤ 255·h·w; 255·7·7 = 12,495 here, and i32 holds any h·w ≤ 8.4 million.
+    // Overflow budget: Σq ≤ 255·h·w; 255·7·7 = 12,495 here, and i32 holds any h·w ≤ 8.4 million (h, w ≤ 4,096
+    // gives h·w ≤ 16.8 million: Σq < 2^32 in u32, and |Σq − n·z| < 2^32 in i64).
     let c = layer.input_shape.c;
     let count = (layer.input_shape.h * layer.input_shape.w) as u32;
     let mut sum = vec![0u32; c];
@@ -27,5 +33,28 @@ pub fn global_avg_pool_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
             *s += u32::from(q);
         }
     }
-    sum.iter().map(|&s| ((s + count / 2) / count) as u8).collect()
+    match layer.pool {
+        PoolRounding::HalfUp => sum.iter().map(|&s| ((s + count / 2) / count) as u8).collect(),
+        PoolRounding::TiesAway => {
+            let n = i64::from(count);
+            sum.iter()
+                .map(|&s| {
+                    let signed = i64::from(s) - 128 * n;
+                    // Rust's `/` truncates toward zero, as C's does in TFLite's kernel.
+                    let average = if signed > 0 { (signed + n / 2) / n } else { (signed - n / 2) / n };
+                    (average.clamp(-128, 127) + 128) as u8
+                })
+                .collect()
+        }
+        PoolRounding::Fp32 => {
+            let scale = layer.pool_scale();
+            let offset = i64::from(count) * i64::from(layer.input.zero_point);
+            sum.iter()
+                .map(|&s| {
+                    let acc = (i64::from(s) - offset).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+                    requantize_fp32(acc, scale, layer.output.zero_point, 0, 255)
+                })
+                .collect()
+        }
+    }
 }

@@ -24,7 +24,9 @@ pub fn pointwise_conv2d_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
 /// Integer 1×1 convolution: acc[c] = bias[c] + Σ_{c_in} (x − z_x)(w − z_w[c]).
 pub fn pointwise_conv2d_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
     // Overflow budget: c_in products of |.| ≤ 65,025 plus |bias| ≤ 2^30 stay under 2^31 for
-    // c_in ≤ 16,513 (2^30 / 65,025); MobileNetV1 has c_in ≤ 1,024 (|acc| < 2^30 + 2^26).
+    // c_in ≤ 16,513 (2^30 / 65,025); MobileNetV1 has c_in ≤ 1,024 (|acc| < 2^30 + 2^26). Under `fp32` the bias
+    // may be any i32 (ONNX Runtime's quantize_static saturates biases to int32): then the sum wraps mod 2^32, as
+    // ORT's MLAS kernels' int32 adds and the shaders' u32 sums do (the adds here wrap in every op).
     let (ins, outs) = (layer.input_shape, layer.output_shape);
     let input_zero = layer.input.zero_point;
     let mut output = vec![0u8; outs.len()];
@@ -35,7 +37,7 @@ pub fn pointwise_conv2d_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
             let x = i32::from(x) - input_zero;
             let row = &layer.weights[ci * outs.c..][..outs.c];
             for ((a, &w), &w_zero) in acc.iter_mut().zip(row).zip(&layer.weight_zero_points) {
-                *a += x * (i32::from(w) - w_zero);
+                *a = a.wrapping_add(x * (i32::from(w) - w_zero));
             }
         }
         super::requantize_channels(layer, &acc, out);

@@ -7,35 +7,53 @@ use crate::model::tfjs::{self, TfjsModel};
 use crate::model::Model;
 use crate::quant::scheme::{Architecture, Scheme};
 use crate::quant::{self, QuantModel, Requant};
-use crate::{assets, tflite};
+use crate::{assets, onnx, tflite};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// A float model, and what a TFLite file held besides.
+/// A float model, and what a TFLite or ONNX file held besides.
 #[derive(Clone)]
 pub struct Loaded {
     pub float: Model,
     /// Where it came from, for reports: a folder, a file, or the built-in model.
     pub source: PathBuf,
     pub tflite: Option<tflite::Imported>,
+    /// An ONNX file's import: its own quantization, if it is a quantized file.
+    pub onnx: Option<onnx::Imported>,
 }
 
 impl Loaded {
-    /// A TFLite file (by its extension, `.tflite`) or a TF.js folder (model.json + shards).
+    /// A TFLite file (by its extension, `.tflite`), an ONNX file (`.onnx`) or a TF.js folder (model.json + shards).
     pub fn from_path(path: &Path) -> Result<Loaded> {
+        let source = path.to_path_buf();
         if tflite::is_tflite_path(path) {
             let imported = tflite::load(path)?;
-            Ok(Loaded { float: imported.float.clone(), source: path.to_path_buf(), tflite: Some(imported) })
+            Ok(Loaded { float: imported.float.clone(), source, tflite: Some(imported), onnx: None })
+        } else if onnx::is_onnx_path(path) {
+            let imported = onnx::load(path)?;
+            Ok(Loaded { float: imported.float.clone(), source, tflite: None, onnx: Some(imported) })
         } else {
-            Ok(Loaded { float: tfjs::load(path)?, source: path.to_path_buf(), tflite: None })
+            Ok(Loaded { float: tfjs::load(path)?, source, tflite: None, onnx: None })
         }
+    }
+
+    /// An ONNX file's bytes; the model is called `name`.
+    pub fn from_onnx_bytes(bytes: &[u8], name: &str) -> Result<Loaded> {
+        let source = PathBuf::from(format!("{name}.onnx"));
+        let imported = onnx::from_bytes(bytes, name, &source)?;
+        Ok(Loaded { float: imported.float.clone(), source, tflite: None, onnx: Some(imported) })
+    }
+
+    /// Whether the file holds a quantization of its own (a quantized TFLite or ONNX file): scheme `tflite`/`onnx`.
+    pub fn has_file_quantization(&self) -> bool {
+        self.tflite.is_some() || self.onnx.as_ref().is_some_and(|o| o.model.is_some())
     }
 
     /// A TFLite file's bytes; the model is called `name`.
     pub fn from_tflite_bytes(bytes: &[u8], name: &str) -> Result<Loaded> {
         let source = PathBuf::from(format!("{name}.tflite"));
         let imported = tflite::from_bytes(bytes, name, &source)?;
-        Ok(Loaded { float: imported.float.clone(), source, tflite: Some(imported) })
+        Ok(Loaded { float: imported.float.clone(), source, tflite: Some(imported), onnx: None })
     }
 
     /// A TF.js model from its `model.json` and its shards by the names model.json gives them; `name` stands for
@@ -43,7 +61,7 @@ impl Loaded {
     pub fn from_tfjs_bytes(name: &str, json: &[u8], shards: HashMap<String, Vec<u8>>) -> Result<Loaded> {
         let source = PathBuf::from(name);
         let float = TfjsModel::from_bytes(&source, json, shards)?.model()?;
-        Ok(Loaded { float, source, tflite: None })
+        Ok(Loaded { float, source, tflite: None, onnx: None })
     }
 
     /// The model built into the binary: Google's mobilenet_v1_1.0_224_quant.tflite.
@@ -54,11 +72,12 @@ impl Loaded {
         Ok(loaded)
     }
 
-    /// The schemes to run when none are named: a TFLite file's own quantization, else tf8.
+    /// The schemes to run when none are named: a TFLite or ONNX file's own quantization, else tf8.
     pub fn default_schemes(&self) -> Vec<SchemeChoice> {
-        match self.tflite {
-            Some(_) => vec![SchemeChoice::File],
-            None => vec![SchemeChoice::Calibrate(Scheme::tf8())],
+        if self.has_file_quantization() {
+            vec![SchemeChoice::File]
+        } else {
+            vec![SchemeChoice::Calibrate(Scheme::tf8())]
         }
     }
 
@@ -68,6 +87,24 @@ impl Loaded {
         schemes
             .iter()
             .map(|choice| match choice {
+                SchemeChoice::File if self.onnx.is_some() => {
+                    let imported = self.onnx.as_ref().expect("checked");
+                    let model = imported.model.clone().ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "scheme `{}` is a quantized ONNX file's own quantization; {} is a float model (pass \
+                             --scheme tf8, or another scheme, to quantize it)",
+                            onnx::SCHEME,
+                            self.source.display()
+                        ))
+                    })?;
+                    Ok(Quantized {
+                        scheme: SchemeChoice::File,
+                        float: imported.float.clone(),
+                        model,
+                        tflite_tensors: None,
+                        onnx_tensors: Some(imported.tensors.clone()),
+                    })
+                }
                 SchemeChoice::File => {
                     let imported = self.tflite.as_ref().ok_or_else(|| {
                         Error::Invalid(format!(
@@ -80,6 +117,7 @@ impl Loaded {
                         float: imported.float.clone(),
                         model: imported.model.clone(),
                         tflite_tensors: Some(imported.tensors.clone()),
+                        onnx_tensors: None,
                     })
                 }
                 SchemeChoice::Calibrate(scheme) => {
@@ -87,7 +125,13 @@ impl Loaded {
                         return Err(Error::Invalid(format!("scheme `{scheme}` needs calibration images; none given")));
                     }
                     let (prepared, model) = calibrate::quantize_scheme(&self.float, scheme, calibration)?;
-                    Ok(Quantized { scheme: choice.clone(), float: prepared, model, tflite_tensors: None })
+                    Ok(Quantized {
+                        scheme: choice.clone(),
+                        float: prepared,
+                        model,
+                        tflite_tensors: None,
+                        onnx_tensors: None,
+                    })
                 }
             })
             .collect()
@@ -116,7 +160,13 @@ impl Loaded {
         }
         let scheme: Scheme = model.scheme.parse()?;
         let float = calibrate::prepare(float, &scheme);
-        Ok(Quantized { float, scheme: SchemeChoice::Calibrate(scheme), model, tflite_tensors: None })
+        Ok(Quantized {
+            float,
+            scheme: SchemeChoice::Calibrate(scheme),
+            model,
+            tflite_tensors: None,
+            onnx_tensors: None,
+        })
     }
 }
 
@@ -143,10 +193,10 @@ pub fn with_requant(models: Vec<Quantized>, modes: &[Requant]) -> Result<Vec<Qua
     Ok(all)
 }
 
-/// A scheme to run: one to calibrate, or `tflite`, the quantization a TFLite file holds.
+/// A scheme to run: one to calibrate, or `tflite` (or `onnx`), the quantization a TFLite (ONNX) file holds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SchemeChoice {
-    /// The TFLite file's own quantization, imported as it is.
+    /// The TFLite or ONNX file's own quantization, imported as it is.
     File,
     Calibrate(Scheme),
 }
@@ -165,7 +215,7 @@ impl std::str::FromStr for SchemeChoice {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<SchemeChoice> {
-        if name == tflite::SCHEME {
+        if name == tflite::SCHEME || name == onnx::SCHEME {
             Ok(SchemeChoice::File)
         } else {
             name.parse().map(SchemeChoice::Calibrate)
@@ -190,12 +240,22 @@ pub struct Quantized {
     pub model: QuantModel,
     /// For a TFLite file's own quantization: per layer, the index of the file's tensor that layer computes.
     pub tflite_tensors: Option<Vec<usize>>,
+    /// For an ONNX file's own quantization: per layer, the name of the file's tensor that layer computes.
+    pub onnx_tensors: Option<Vec<String>>,
 }
 
 impl Quantized {
     /// The scheme's name, with the requantization mode unless it is the default: `tf8`, `tf8/fp32`.
     pub fn label(&self) -> String {
-        label(&self.scheme.to_string(), self.model.requant())
+        label(&self.scheme_name(), self.model.requant())
+    }
+
+    /// The scheme's name: `onnx` for an ONNX file's own quantization (SchemeChoice::File prints `tflite`).
+    pub fn scheme_name(&self) -> String {
+        match (&self.scheme, &self.onnx_tensors) {
+            (SchemeChoice::File, Some(_)) => onnx::SCHEME.to_string(),
+            (scheme, _) => scheme.to_string(),
+        }
     }
 
     /// [`Quantized::label`] as a file or folder name: `tf8`, `tf8_fp32`, `cle-bc_mse`.

@@ -20,7 +20,8 @@ pub struct QLayer {
     pub weights: Vec<u8>,
     pub weight_scales: Vec<f32>,
     pub weight_zero_points: Vec<i32>,
-    /// int32 bias with scale input.scale · weight_scales[c] and zero point 0; |bias| ≤ 2^30.
+    /// int32 bias with scale input.scale · weight_scales[c] and zero point 0; |bias| ≤ 2^30 except under
+    /// [`Requant::Fp32`], where any i32 (ONNX Runtime's files) and the accumulator wraps mod 2^32 as ORT's does.
     #[serde(skip)]
     pub bias: Vec<i32>,
     /// Q31 multipliers and shifts (> 0: left) of input.scale · weight_scales[c] / output.scale, computed as TFLite
@@ -34,6 +35,42 @@ pub struct QLayer {
     /// How the output stage rounds (`--requant`); files written before it existed hold `double`.
     #[serde(default)]
     pub requant: Requant,
+    /// How the global average pool averages ([`PoolRounding`]); `--requant` leaves it as it is. Other ops ignore it.
+    /// Not written when it is the default, so files of models without it keep their bytes (and checksum).
+    #[serde(default, skip_serializing_if = "PoolRounding::is_half_up")]
+    pub pool: PoolRounding,
+}
+
+/// How the global average pool of n positions turns Σq into its output: a runtime's convention, which
+/// `--requant` does not change (the pool is not a layer's output stage in TFLite or ONNX Runtime).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolRounding {
+    /// (Σq + n/2) / n, ties up, keeping the input's quantization: TFLite's uint8 AVERAGE_POOL_2D
+    /// (`reference_ops::AveragePool`).
+    #[default]
+    HalfUp,
+    /// TFLite's int8 AVERAGE_POOL_2D (`reference_integer_ops::AveragePool`), keeping the input's quantization:
+    /// s = Σ(q − 128) in the int8 domain, then (s ± n/2) / n truncated, ties away from zero.
+    TiesAway,
+    /// ONNX Runtime's `com.microsoft.QLinearGlobalAveragePool` (MLAS `MlasQLinearGlobalAveragePoolNhwc`): acc = Σq −
+    /// n·z_in, scale = s_in / (s_out · f32(n)) in float32, then [`fixed_point::requantize_fp32`] (ties to even,
+    /// + z_out, clamp to [0, 255]); the output has its own quantization.
+    Fp32,
+}
+
+impl PoolRounding {
+    pub fn is_half_up(&self) -> bool {
+        *self == PoolRounding::HalfUp
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolRounding::HalfUp => "half-up",
+            PoolRounding::TiesAway => "ties-away",
+            PoolRounding::Fp32 => "fp32",
+        }
+    }
 }
 
 impl QLayer {
@@ -67,6 +104,13 @@ impl QLayer {
         )
     }
 
+    /// The float32 scale of a [`PoolRounding::Fp32`] pool: s_in / (s_out · f32(n)), as MLAS's
+    /// `CheckQLinearGlobalAveragePoolScaleAndSize` forms it.
+    pub fn pool_scale(&self) -> f32 {
+        let positions = (self.input_shape.h * self.input_shape.w) as f32;
+        self.input.scale / (self.output.scale * positions)
+    }
+
     /// The global average pool: it keeps its input's quantization (TFLite requires it), so it has no weights,
     /// multipliers or clamp.
     pub fn global_avg_pool(name: &str, input_shape: Shape, input: QuantParams) -> QLayer {
@@ -86,7 +130,13 @@ impl QLayer {
             act_min: 0,
             act_max: Vec::new(),
             requant: Requant::Double,
+            pool: PoolRounding::HalfUp,
         }
+    }
+
+    /// ONNX Runtime's global average pool ([`PoolRounding::Fp32`]), from `input` to `output`.
+    pub fn global_avg_pool_fp32(name: &str, input_shape: Shape, input: QuantParams, output: QuantParams) -> QLayer {
+        QLayer { output, pool: PoolRounding::Fp32, ..QLayer::global_avg_pool(name, input_shape, input) }
     }
 }
 
@@ -102,6 +152,28 @@ pub struct QuantModel {
     pub layers: Vec<QLayer>,
     /// True for seeded random weights (benchmarks only).
     pub synthetic: bool,
+    /// How the float input is rounded to its u8 codes ([`InputRounding`]); not written when it is the default.
+    #[serde(default, skip_serializing_if = "InputRounding::is_default")]
+    pub input_rounding: InputRounding,
+}
+
+/// How [`QuantModel::quantize_input`] rounds the preprocessed float image, as the runtime whose file it is does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputRounding {
+    /// round(x / s) in f64, ties away from zero, + z ([`QuantParams::quantize`]).
+    #[default]
+    TiesAway,
+    /// ONNX Runtime's QuantizeLinear (MLAS `MlasQuantizeLinear`): x / s in float32, rounded half to even, + z,
+    /// clamped. It differs from `ties-away` on exact halves, which the TF-slim input p/127.5 − 1 at a scale of
+    /// 2/255 makes common (0.23 % of the pixels of 100 evaluation images).
+    Fp32,
+}
+
+impl InputRounding {
+    pub fn is_default(&self) -> bool {
+        *self == InputRounding::TiesAway
+    }
 }
 
 impl QuantModel {
@@ -111,7 +183,13 @@ impl QuantModel {
 
     /// Quantize a preprocessed float image [h, w, 3] to the model's uint8 input.
     pub fn quantize_input(&self, image: &[f32]) -> Vec<u8> {
-        image.iter().map(|&x| self.input.quantize(x)).collect()
+        match self.input_rounding {
+            InputRounding::TiesAway => image.iter().map(|&x| self.input.quantize(x)).collect(),
+            InputRounding::Fp32 => {
+                let (scale, zero_point) = (self.input.scale, self.input.zero_point as f32);
+                image.iter().map(|&x| ((x / scale).round_ties_even() + zero_point).clamp(0.0, 255.0) as u8).collect()
+            }
+        }
     }
 
     /// The requantization mode of the model's layers: the first one's (`with_requant` sets them all alike).
@@ -185,8 +263,18 @@ impl QuantModel {
             }
             match layer.op {
                 Op::GlobalAvgPool => {
-                    if layer.output != layer.input {
-                        return fail("the average pool must keep its input's quantization".into());
+                    if layer.pool != PoolRounding::Fp32 && layer.output != layer.input {
+                        return fail(format!("a {} average pool must keep its input's quantization", layer.pool.name()));
+                    }
+                    // The shader forms Σq − 128·n and Σq − n·z_in in 32 bits: |…| ≤ 255·n < 2^31.
+                    if layer.pool != PoolRounding::HalfUp && 255 * ins.h * ins.w >= 1 << 31 {
+                        return fail(format!("a {} pool of {} positions overflows i32", layer.pool.name(), ins.h * ins.w));
+                    }
+                    if layer.pool == PoolRounding::Fp32 {
+                        let scale = layer.pool_scale();
+                        if !(layer.output.scale > 0.0 && fixed_point::fp32_parts(scale).is_some()) {
+                            return fail(format!("the pool's float32 scale {scale} cannot requantize"));
+                        }
                     }
                 }
                 Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
@@ -204,10 +292,12 @@ impl QuantModel {
                             layer.weights.len()
                         ));
                     }
+                    // Under fp32 a bias may be any int32: quantize_static saturates the biases of dead channels.
                     if layer.weight_zero_points.iter().any(|z| !(0..=255).contains(z))
                         || layer.multipliers.iter().any(|&m| m < 0)
                         || layer.shifts.iter().any(|s| !(-31..=30).contains(s))
-                        || layer.bias.iter().any(|b| i64::from(*b).abs() > super::weights::BIAS_LIMIT)
+                        || (layer.requant != Requant::Fp32
+                            && layer.bias.iter().any(|b| i64::from(*b).abs() > super::weights::BIAS_LIMIT))
                     {
                         return fail("a zero point, multiplier, shift or bias is out of range".into());
                     }

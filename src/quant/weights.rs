@@ -2,7 +2,7 @@
 //! bits), bias correction from given input means, int32 bias, multipliers and activation bounds.
 
 use super::fixed_point::{effective_scale, quantize_multiplier, Requant, ScaleProduct};
-use super::{QLayer, QuantParams, Range};
+use super::{PoolRounding, QLayer, QuantParams, Range};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Layer};
 
@@ -130,5 +130,6 @@ pub fn quantize_layer(
         act_min,
         act_max,
         requant: Requant::Double,
+        pool: PoolRounding::HalfUp,
     })
 }

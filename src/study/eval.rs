@@ -82,7 +82,7 @@ pub fn evaluate(
         .map(|(index, q)| {
             let result = evaluation.scheme(index);
             SchemeReport {
-                scheme: q.scheme.to_string(),
+                scheme: q.scheme_name(),
                 requant: q.model.requant(),
                 device: engine.device(),
                 float: result.float,

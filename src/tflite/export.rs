@@ -24,7 +24,7 @@ use super::schema_generated::tflite as fb;
 use crate::error::{Error, Result};
 use crate::model::{Model, Op, Padding, Shape};
 use crate::quant::fixed_point::{effective_scale, quantize_multiplier, Requant};
-use crate::quant::{QLayer, QuantModel, QuantParams};
+use crate::quant::{PoolRounding, QLayer, QuantModel, QuantParams};
 use std::path::Path;
 
 /// The softmax output TFLite requires: scale 1/256, zero point 0 in uint8 (−128 in int8; 0 in the engine's u8).
@@ -95,7 +95,12 @@ struct Checked {
 }
 
 fn check(model: &QuantModel) -> Result<Checked> {
-    let refuse = |reason: String| Error::Export { model: model.name.clone(), scheme: model.scheme.clone(), reason };
+    let refuse = |reason: String| Error::Export {
+        model: model.name.clone(),
+        scheme: model.scheme.clone(),
+        format: "TFLite",
+        reason,
+    };
     if model.synthetic {
         return Err(refuse("its weights are synthetic (seeded random, for benchmarks only)".into()));
     }
@@ -163,13 +168,22 @@ fn check_layer(layer: &QLayer, element_type: ElementType) -> std::result::Result
 }
 
 fn check_pool(layer: &QLayer, element_type: ElementType) -> std::result::Result<i8, String> {
+    // The pool's rounding is the element type's in TFLite: half-up for uint8, ties away from zero for int8.
+    let native = match element_type {
+        ElementType::Uint8 => PoolRounding::HalfUp,
+        ElementType::Int8 => PoolRounding::TiesAway,
+    };
     let count = layer.input_shape.h * layer.input_shape.w;
-    // TFLite's int8 AveragePool rounds (Σx ± n/2)/n away from zero, the engine's u8 pool (Σq + n/2)/n up:
-    // with q = x + 128 they agree unless n is even and a negative sum falls exactly halfway.
-    if element_type == ElementType::Int8 && count.is_multiple_of(2) {
+    // Over an odd count no exact half arises, and the two TFLite roundings agree.
+    let same = layer.pool == native
+        || (count % 2 == 1 && matches!(layer.pool, PoolRounding::HalfUp | PoolRounding::TiesAway));
+    if !same {
         return Err(format!(
-            "an average over {count} positions: TFLite's int8 AVERAGE_POOL_2D rounds ties away from zero, the \
-             engine's u8 pool rounds them up, so negative ties over an even count would differ"
+            "a {} average pool over {count} positions: TFLite's {} AVERAGE_POOL_2D rounds {}{}",
+            layer.pool.name(),
+            if element_type == ElementType::Uint8 { "uint8" } else { "int8" },
+            native.name(),
+            if layer.pool == PoolRounding::Fp32 { " and does not requantize" } else { "" },
         ));
     }
     Ok(codes::NONE)

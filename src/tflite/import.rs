@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{Activation, InputRange, Layer, Model, Op, Padding, Shape};
 use crate::quant::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
 use crate::quant::weights::BIAS_LIMIT;
-use crate::quant::{shape_in_bounds, QLayer, QuantModel, QuantParams, Requant, MAX_CHANNELS, MAX_SIDE};
+use crate::quant::{shape_in_bounds, PoolRounding, QLayer, QuantModel, QuantParams, Requant, MAX_CHANNELS, MAX_SIDE};
 use planus::ReadAsRoot;
 use std::path::{Path, PathBuf};
 
@@ -360,6 +360,7 @@ impl File<'_> {
             input: input_params,
             layers,
             synthetic: false,
+            input_rounding: Default::default(),
         };
         model.validate().map_err(|reason| self.error(format!("not a MobileNetV1 the engine runs: {reason}")))?;
         let classes = model.classes();
@@ -542,6 +543,7 @@ impl File<'_> {
             act_min,
             act_max: vec![act_max; c_out],
             requant: Requant::Double,
+            pool: PoolRounding::HalfUp,
         };
         let bias_scales = self.bias_scales(&bias, &qlayer);
         let float = Layer {
@@ -664,18 +666,16 @@ impl File<'_> {
                 step.output_params, step.input.params
             )));
         }
-        // TFLite's int8 pool rounds ties away from zero, the engine's (uint8's) rounds them up: in the int8 domain
-        // they differ on negative sums that are exact halves, which only an even count of positions can give.
-        let positions = ins.h * ins.w;
-        if element_type == ElementType::Int8 && positions % 2 == 0 {
-            return Err(fail(format!(
-                "an int8 average over {positions} positions: TFLite's int8 AVERAGE_POOL_2D rounds ties away from \
-                 zero, the engine's pool rounds them up, and with an even count the two differ; mnq-gpu runs \
-                 int8 models whose pool averages an odd number of positions (input sizes 224 and 160)"
-            )));
-        }
         let name = namer.name(Op::GlobalAvgPool);
-        let qlayer = QLayer::global_avg_pool(&name, ins, step.input.params);
+        // TFLite's uint8 pool rounds ties up, its int8 pool away from zero. They differ only on negative exact
+        // halves, which only an even count of positions gives; over an odd count the default is kept, so that a
+        // model exported as int8 imports back equal.
+        let positions = ins.h * ins.w;
+        let pool = match element_type {
+            ElementType::Int8 if positions % 2 == 0 => PoolRounding::TiesAway,
+            _ => PoolRounding::HalfUp,
+        };
+        let qlayer = QLayer { pool, ..QLayer::global_avg_pool(&name, ins, step.input.params) };
         let float = Layer {
             name,
             op: Op::GlobalAvgPool,
@@ -755,14 +755,14 @@ struct Step<'a> {
 /// The layer names of the TF.js MobileNetV1 (`conv1`, `conv_dw_1`, `conv_pw_1`, …), so that reports line the two
 /// kinds of model up; the classifier is renamed `conv_preds` once it is known to be last.
 #[derive(Default)]
-struct LayerNamer {
+pub(crate) struct LayerNamer {
     depthwise: usize,
     pointwise: usize,
     others: usize,
 }
 
 impl LayerNamer {
-    fn name(&mut self, op: Op) -> String {
+    pub(crate) fn name(&mut self, op: Op) -> String {
         match op {
             Op::Conv2d { .. } if self.others == 0 && self.depthwise == 0 => {
                 self.others += 1;

@@ -5,7 +5,7 @@
 use mnq_gpu::gpu::{AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::{Model, Op, Shape};
 use mnq_gpu::quant::fixed_point::{quantize_multiplier, Requant};
-use mnq_gpu::quant::{QLayer, QuantModel, QuantParams};
+use mnq_gpu::quant::{PoolRounding, QLayer, QuantModel, QuantParams};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::io::Write as _;
@@ -142,6 +142,7 @@ pub fn random_layer(
         act_min,
         act_max,
         requant: Requant::Double,
+        pool: PoolRounding::HalfUp,
     }
 }
 
@@ -164,6 +165,7 @@ pub fn random_quant_model(model: &Model, seed: u64) -> QuantModel {
         input,
         layers,
         synthetic: true,
+        input_rounding: Default::default(),
     }
 }
 
@@ -176,6 +178,7 @@ pub fn single_layer_model(layer: &QLayer) -> QuantModel {
         input: layer.input,
         layers: vec![layer.clone()],
         synthetic: true,
+        input_rounding: Default::default(),
     }
 }
 

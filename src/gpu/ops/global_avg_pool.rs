@@ -2,7 +2,8 @@
 
 use super::{groups, unsupported, workgroups, LayerSetup};
 use crate::gpu::shaders::Kernel;
-use crate::quant::QLayer;
+use crate::quant::fixed_point::fp32_parts;
+use crate::quant::{PoolRounding, QLayer};
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
 
@@ -13,9 +14,16 @@ pub struct GlobalAvgPoolParams {
     pub height: u32,
     pub width: u32,
     pub groups: u32,
-    pub _padding: u32,
+    /// [`PoolRounding`]: 0 half-up, 1 ties-away, 2 fp32.
+    pub rounding: u32,
+    /// fp32: n·z_in, wrapping (the shader subtracts it from Σq in u32).
+    pub input_offset: u32,
+    pub output_zero_point: i32,
+    /// fp32: the float32 scale [`QLayer::pool_scale`] as (mantissa, exponent) ([`fp32_parts`]).
+    pub scale_mantissa: u32,
+    pub scale_exponent: i32,
 }
-const _: () = assert!(size_of::<GlobalAvgPoolParams>() == 16);
+const _: () = assert!(size_of::<GlobalAvgPoolParams>() == 32);
 
 pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     let (ins, outs) = (layer.input_shape, layer.output_shape);
@@ -25,8 +33,27 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
             format!("a global average pool maps {ins:?} to [1, 1, {}], not {outs:?}", ins.c),
         ));
     }
-    let params =
-        GlobalAvgPoolParams { height: ins.h as u32, width: ins.w as u32, groups: groups(ins.c) as u32, _padding: 0 };
+    let positions = (ins.h * ins.w) as u32;
+    let (scale_mantissa, scale_exponent) = match layer.pool {
+        PoolRounding::Fp32 => fp32_parts(layer.pool_scale()).ok_or_else(|| {
+            unsupported(layer, format!("the pool's float32 scale {} is not finite", layer.pool_scale()))
+        })?,
+        PoolRounding::HalfUp | PoolRounding::TiesAway => (0, 0),
+    };
+    let params = GlobalAvgPoolParams {
+        height: ins.h as u32,
+        width: ins.w as u32,
+        groups: groups(ins.c) as u32,
+        rounding: match layer.pool {
+            PoolRounding::HalfUp => 0,
+            PoolRounding::TiesAway => 1,
+            PoolRounding::Fp32 => 2,
+        },
+        input_offset: positions.wrapping_mul(layer.input.zero_point as u32),
+        output_zero_point: layer.output.zero_point,
+        scale_mantissa: scale_mantissa as u32,
+        scale_exponent,
+    };
     Ok(LayerSetup {
         requant: layer.requant,
         kernel: Kernel::GlobalAvgPool,
