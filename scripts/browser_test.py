@@ -7,6 +7,8 @@ For each case (model, scheme, image) the page is opened as ?model=…&scheme=…
   - the page's int8 logits (uint8), from its WebGPU run and from its own CPU reference in wasm, equal the native
     `mnq-gpu run --device cpu --dump` logits byte for byte (calibrated schemes: the same first N calibration
     images, passed natively as --calibration LIST);
+  - an ONNX file (the TF.js model exported as QDQ under tf8 and fp32 requantization) runs under its own
+    quantization (scheme `onnx`, ONNX Runtime's arithmetic) as natively;
   - the page says every layer of the GPU run equals its CPU reference (bit-exact);
   - float and int8 top-5 labels equal the native run's;
   - a broken image (a truncated JPEG) ends in a visible error within the timeout, not a hang.
@@ -56,8 +58,8 @@ CHROMIUM_FLAGS = [
 
 
 def short(model_id):
-    """A model id without folders and `.tflite`: mobilenet_v1_0.25_128_quant, mobilenet_v1_0.75_224."""
-    return Path(model_id).name.removesuffix(".tflite")
+    """A model id without folders and `.tflite` or `.onnx`: mobilenet_v1_0.25_128_quant, mobilenet_v1_0.75_224."""
+    return Path(model_id).name.removesuffix(".tflite").removesuffix(".onnx")
 
 
 def free_port():
@@ -207,6 +209,9 @@ def main():
     parser.add_argument(
         "--tfjs", default="mobilenet_v1_0.75_224", help="a TF.js folder under ../shared/models, run once under tf8 ('' skips)"
     )
+    parser.add_argument(
+        "--no-onnx", action="store_true", help="skip the ONNX case (--tfjs exported as QDQ, run once under `onnx`)"
+    )
     parser.add_argument("--timeout", type=float, default=180, help="seconds one page may take")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     parser.add_argument("--chromedriver", default=shutil.which("chromedriver") or "/usr/bin/chromedriver")
@@ -242,8 +247,26 @@ def main():
     images = [("/builtin/grace_hopper.jpg", ROOT / "assets/grace_hopper.jpg")]
     images += [(f"/imagenet/{name}", images_dir / name) for name in evaluation]
 
+    # The served models: the cases' files from ../shared/models, and the ONNX export made here.
+    served = tmp / "models"
+    (served / Path(args.model).parent).mkdir(parents=True)
+    shutil.copy(SHARED / "models" / args.model, served / args.model)
+    onnx = None
+    if args.tfjs:
+        shutil.copytree(SHARED / "models" / args.tfjs, served / args.tfjs)
+        if not args.no_onnx:
+            onnx = f"onnx/{args.tfjs}_tf8.onnx"
+            (served / "onnx").mkdir()
+            command = [args.mnq, "export", "--model", str(served / args.tfjs), "--scheme", "tf8", "--requant", "fp32"]
+            command += ["--format", "onnx", "--calibration", str(calibration_list), "-o", str(served / onnx)]
+            subprocess.run(command, check=True, capture_output=True)
+
     server = subprocess.Popen(
-        [args.mnq, "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+        [args.mnq, "serve", "--port", "0", "--models", str(served)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
     )
     driver = None
     try:
@@ -260,9 +283,11 @@ def main():
         cases = [(args.model, scheme, images, True) for scheme in args.schemes.split(",")]
         if args.tfjs:
             cases.append((args.tfjs, "tf8", images[:1], False))
+        if onnx:
+            cases.append((onnx, "onnx", images[:1], False))
         for case_model, scheme, case_images, timed in cases:
-            calibrated = scheme != "tflite"
-            case_path = SHARED / "models" / case_model
+            calibrated = scheme not in ("tflite", "onnx")
+            case_path = served / case_model
             dump = tmp / f"{case_model.replace('/', '_')}_{scheme}"
             lists = calibration_list if calibrated else None
             native = native_run(args.mnq, case_path, scheme, [p for _, p in case_images], lists, dump)

@@ -133,6 +133,41 @@ fn serve_offers_the_shared_models_and_calibration_images_in_list_order() {
 }
 
 #[test]
+fn serve_offers_tflite_and_onnx_files_and_tfjs_folders_at_most_one_folder_down() {
+    let root = fake_dist("kinds");
+    let models = root.join("models");
+    for folder in ["onnx", "tfjs/model", "a/b"] {
+        std::fs::create_dir_all(models.join(folder)).unwrap();
+    }
+    let onnx = std::fs::read("fuzz/seeds/onnx/qdq_8x8.onnx").unwrap();
+    std::fs::write(models.join("onnx/qdq.onnx"), &onnx).unwrap();
+    std::fs::copy("tests/data/mobilenet_v1_0.25_128_quant.tflite", models.join("small.tflite")).unwrap();
+    std::fs::write(models.join("tfjs/model/model.json"), "{}").unwrap();
+    std::fs::write(models.join("a/b/deep.onnx"), &onnx).unwrap();
+    std::fs::write(models.join("notes.txt"), "not a model").unwrap();
+    let server = Server::start(&root, &["--models", models.to_str().unwrap()]);
+    let index: serde_json::Value = serde_json::from_slice(&server.get("/api/index.json").2).unwrap();
+    let listed: Vec<(&str, &str, &str)> = index["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap(), m["kind"].as_str().unwrap(), m["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("built-in", "tflite", "mobilenet_v1_1.0_224_quant"),
+            ("small.tflite", "tflite", "small"),
+            ("onnx/qdq.onnx", "onnx", "qdq"),
+            ("tfjs/model", "tfjs", "model"),
+        ]
+    );
+    let (status, kind, bytes) = server.get("/models/onnx/qdq.onnx");
+    assert_eq!((status, kind.as_str()), (200, "application/octet-stream"));
+    assert!(bytes == onnx, "{} bytes served, {} in the file", bytes.len(), onnx.len());
+}
+
+#[test]
 fn serve_refuses_paths_that_leave_its_folders() {
     // A model folder and a calibration list of its own, so that every route serves a folder with or without
     // ../shared (without one, /models/ and /imagenet/ answer 404 before looking at the path).

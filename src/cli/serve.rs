@@ -6,7 +6,7 @@
 //! /api/index.json          the models offered, the built-in example image, how many calibration images exist
 //! /builtin/<name>.tflite   the embedded TFLite model (assets::EMBEDDED_MODEL), so the page needs no ../shared
 //! /builtin/grace_hopper.jpg  the embedded example photo (assets::EXAMPLE_IMAGE)
-//! /models/<path>           files under the model folder (TF.js folders and .tflite files)
+//! /models/<path>           files under the model folder (TF.js folders, .tflite and .onnx files)
 //! /calibration/<i>         the i-th image (0-based) of the calibration list
 //! /imagenet/<file>         an image of the calibration list's images/ folder
 //! ```
@@ -37,7 +37,7 @@ pub struct ServeArgs {
     /// The built page. Default: web/dist in the current folder, else in the source tree.
     #[arg(long, value_name = "DIR")]
     dist: Option<PathBuf>,
-    /// The models the page offers: TF.js folders (model.json + shards) and .tflite files, one level of
+    /// The models the page offers: TF.js folders (model.json + shards), .tflite and .onnx files, one level of
     /// subfolders deep. Default: ../shared/models (looked up as the other commands look up shared data); the
     /// built-in mobilenet_v1_1.0_224_quant is always offered.
     #[arg(long, value_name = "DIR")]
@@ -54,7 +54,7 @@ struct ModelEntry {
     /// Unique: `built-in`, or the path under `/models/`.
     id: String,
     name: String,
-    /// `tflite` (one file) or `tfjs` (a folder: `url` + `model.json`, and the shards model.json names).
+    /// `tflite` or `onnx` (one file) or `tfjs` (a folder: `url` + `model.json`, and the shards model.json names).
     kind: &'static str,
     url: String,
 }
@@ -300,7 +300,7 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// The models under `dir`: folders holding `model.json` and `.tflite` files, in `dir` and one level below.
+/// The models under `dir`: folders holding `model.json`, `.tflite` and `.onnx` files, in `dir` and one level below.
 fn list_models(dir: &Path) -> Result<Vec<ModelEntry>> {
     let mut entries = Vec::new();
     let mut visit = |folder: &Path, prefix: &str, descend: bool| -> Result<Vec<(PathBuf, String)>> {
@@ -321,6 +321,9 @@ fn list_models(dir: &Path) -> Result<Vec<ModelEntry>> {
             } else if path.is_file() && mnq_gpu::tflite::is_tflite_path(&path) {
                 let stem = name.trim_end_matches(".tflite").to_string();
                 entries.push(ModelEntry { id: id.clone(), name: stem, kind: "tflite", url: format!("/models/{id}") });
+            } else if path.is_file() && mnq_gpu::onnx::is_onnx_path(&path) {
+                let stem = name.trim_end_matches(".onnx").to_string();
+                entries.push(ModelEntry { id: id.clone(), name: stem, kind: "onnx", url: format!("/models/{id}") });
             }
         }
         Ok(below)

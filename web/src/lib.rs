@@ -39,7 +39,7 @@ fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-/// A float model and, for a TFLite file, the quantization the file holds.
+/// A float model and, for a TFLite or quantized ONNX file, the quantization the file holds.
 #[wasm_bindgen]
 pub struct Net {
     loaded: Loaded,
@@ -51,6 +51,14 @@ impl Net {
     #[wasm_bindgen(js_name = fromTflite)]
     pub fn from_tflite(name: &str, bytes: &[u8]) -> Result<Net, JsError> {
         let loaded = Loaded::from_tflite_bytes(bytes, name.trim_end_matches(".tflite")).map_err(js_error)?;
+        Ok(Net { loaded })
+    }
+
+    /// An ONNX MobileNetV1 from its file's bytes: float, or int8/uint8 (QDQ or QOperator, run with ONNX Runtime's
+    /// arithmetic); `name` names it in errors.
+    #[wasm_bindgen(js_name = fromOnnx)]
+    pub fn from_onnx(name: &str, bytes: &[u8]) -> Result<Net, JsError> {
+        let loaded = Loaded::from_onnx_bytes(bytes, name.trim_end_matches(".onnx")).map_err(js_error)?;
         Ok(Net { loaded })
     }
 
@@ -77,13 +85,20 @@ impl Net {
         self.loaded.float.input_shape.h
     }
 
-    /// Whether the model came from a TFLite file (and so offers the `tflite` scheme).
-    #[wasm_bindgen(js_name = isTflite)]
-    pub fn is_tflite(&self) -> bool {
-        self.loaded.tflite.is_some()
+    /// The scheme of the file's own quantization: `tflite` for a TFLite file, `onnx` for a quantized ONNX file;
+    /// undefined for a TF.js folder or a float ONNX file, which only the calibrated schemes quantize.
+    #[wasm_bindgen(js_name = ownScheme)]
+    pub fn own_scheme(&self) -> Option<String> {
+        if self.loaded.tflite.is_some() {
+            Some(mnq_gpu::tflite::SCHEME.to_string())
+        } else if self.loaded.onnx.as_ref().is_some_and(|onnx| onnx.model.is_some()) {
+            Some(mnq_gpu::onnx::SCHEME.to_string())
+        } else {
+            None
+        }
     }
 
-    /// The int8 pipeline of `scheme`: `tflite` (a TFLite file's own quantization) or a scheme name as the CLI
+    /// The int8 pipeline of `scheme`: `tflite` or `onnx` (the file's own quantization) or a scheme name as the CLI
     /// takes it (`tf8`, `per-channel+sym`, …), calibrated on `calibration`, encoded JPEG/PNG images
     /// (`Uint8Array`s).
     pub fn quantize(&self, scheme: &str, calibration: js_sys::Array) -> Result<Pipeline, JsError> {
