@@ -178,8 +178,7 @@ fn serve_refuses_paths_that_leave_its_folders() {
     std::fs::copy("tests/data/grey.jpg", images.join("grey.jpg")).unwrap();
     let list = root.join("calibration/calibration.txt");
     std::fs::write(&list, "grey.jpg 0\n").unwrap();
-    let server =
-        Server::start(&root, &["--models", models.to_str().unwrap(), "--calibration", list.to_str().unwrap()]);
+    let server = Server::start(&root, &["--models", models.to_str().unwrap(), "--calibration", list.to_str().unwrap()]);
     for path in [
         "/../Cargo.toml",
         "/models/../../Cargo.toml",

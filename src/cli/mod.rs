@@ -3,6 +3,7 @@
 mod arithmetic;
 mod bench;
 mod charts;
+mod conventions;
 mod download;
 mod dump;
 mod eval;

@@ -3,7 +3,9 @@
 //! [`mnq_gpu::study::report`] measures; this module finds the files beside the repository, renders the markdown and
 //! draws the charts.
 
-use super::{arithmetic, charts, default_calibration_list, default_evaluation_list, find_shared, model_dir};
+use super::{
+    arithmetic, charts, conventions, default_calibration_list, default_evaluation_list, find_shared, model_dir,
+};
 use super::{DeviceArgs, Stderr};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -62,15 +64,19 @@ pub enum Section {
     Requant,
     /// Weight bit-widths 8, 6, 5 and 4 (`+wB`) on three schemes.
     WeightBits,
+    /// LiteRT's reference kernels, XNNPACK and ONNX Runtime against mnq-gpu, from the cross-checks' summaries
+    /// (nothing is measured).
+    Conventions,
 }
 
 impl Section {
-    const ALL: [Section; 2] = [Section::Requant, Section::WeightBits];
+    const ALL: [Section; 3] = [Section::Requant, Section::WeightBits, Section::Conventions];
 
     fn name(self) -> &'static str {
         match self {
             Section::Requant => "requant",
             Section::WeightBits => "weight-bits",
+            Section::Conventions => "conventions",
         }
     }
 
@@ -87,6 +93,7 @@ impl Section {
                 let bits = report::measure_weight_bits(inputs, &Stderr)?;
                 arithmetic::render_weight_bits(&bits, plots, plots_link)?
             }
+            Section::Conventions => conventions::render(base),
         };
         Ok(format!("<!-- section {0} -->\n{body}<!-- end {0} -->\n", self.name()))
     }

@@ -264,11 +264,18 @@ impl QuantModel {
             match layer.op {
                 Op::GlobalAvgPool => {
                     if layer.pool != PoolRounding::Fp32 && layer.output != layer.input {
-                        return fail(format!("a {} average pool must keep its input's quantization", layer.pool.name()));
+                        return fail(format!(
+                            "a {} average pool must keep its input's quantization",
+                            layer.pool.name()
+                        ));
                     }
                     // The shader forms Σq − 128·n and Σq − n·z_in in 32 bits: |…| ≤ 255·n < 2^31.
                     if layer.pool != PoolRounding::HalfUp && 255 * ins.h * ins.w >= 1 << 31 {
-                        return fail(format!("a {} pool of {} positions overflows i32", layer.pool.name(), ins.h * ins.w));
+                        return fail(format!(
+                            "a {} pool of {} positions overflows i32",
+                            layer.pool.name(),
+                            ins.h * ins.w
+                        ));
                     }
                     if layer.pool == PoolRounding::Fp32 {
                         let scale = layer.pool_scale();

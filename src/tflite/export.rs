@@ -175,8 +175,8 @@ fn check_pool(layer: &QLayer, element_type: ElementType) -> std::result::Result<
     };
     let count = layer.input_shape.h * layer.input_shape.w;
     // Over an odd count no exact half arises, and the two TFLite roundings agree.
-    let same = layer.pool == native
-        || (count % 2 == 1 && matches!(layer.pool, PoolRounding::HalfUp | PoolRounding::TiesAway));
+    let same =
+        layer.pool == native || (count % 2 == 1 && matches!(layer.pool, PoolRounding::HalfUp | PoolRounding::TiesAway));
     if !same {
         return Err(format!(
             "a {} average pool over {count} positions: TFLite's {} AVERAGE_POOL_2D rounds {}{}",
