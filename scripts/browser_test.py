@@ -116,6 +116,12 @@ class WebDriver:
     def run(self, script):
         return self.call("POST", self.session + "/execute/sync", {"script": script, "args": []})
 
+    def choose_file(self, css, path):
+        """Types `path` into the file input `css`, as a user choosing that file."""
+        element = self.call("POST", self.session + "/element", {"using": "css selector", "value": css})
+        element_id = next(iter(element.values()))
+        self.call("POST", f"{self.session}/element/{element_id}/value", {"text": str(path)})
+
     def screenshot(self, path):
         path.write_bytes(base64.b64decode(self.call("GET", self.session + "/screenshot")))
 
@@ -364,6 +370,28 @@ def main():
                 result["inner_product"] == "unpack" and result["bit_exact"] and got == expected,
                 f"inner=unpack ({result['inner_product']}): bit-exact, logits equal native "
                 f"({sum(a != b for a, b in zip(got, expected))} of {len(expected)} differ)",
+            )
+
+        # The ONNX file chosen as a user's own file (read in the page, not served): the same bytes as native.
+        if onnx:
+            url = images[0][0]
+            driver.open(base + "?" + urllib.parse.urlencode({"model": args.model, "scheme": "tflite", "image": url, "auto": "1"}))
+            wait_for_result(driver, args.timeout)
+            driver.choose_file("#model-file", served / onnx)
+            wanted = f"file:{Path(onnx).name}"
+            state, result = "timeout", None
+            deadline = time.monotonic() + args.timeout
+            while time.monotonic() < deadline:
+                state, result = wait_for_result(driver, args.timeout)
+                if state == "error" or (result or {}).get("model_id") == wanted:
+                    break
+                time.sleep(0.5)
+            runs = [r for r in ((result or {}).get("int8_gpu"), (result or {}).get("int8_cpu")) if r]
+            expected = native_logits[(onnx, "onnx", url)]
+            check(
+                state == "done" and result.get("model_id") == wanted and runs and all(bytes(r["logits"]) == expected for r in runs),
+                f"an ONNX file chosen in the page runs under onnx ({state}, {result and result.get('model_id')}): "
+                f"{len(runs)} runs, logits equal native",
             )
 
         # A truncated JPEG: the page must show an error, not hang or print results.

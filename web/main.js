@@ -61,9 +61,9 @@ async function loadNet(entry) {
   if (nets.has(entry.id)) return nets.get(entry.id);
   let net;
   if (entry.kind === "tflite") {
-    net = Net.fromTflite(entry.name, await fetchBytes(entry.url));
+    net = Net.fromTflite(entry.name, entry.bytes ?? (await fetchBytes(entry.url)));
   } else if (entry.kind === "onnx") {
-    net = Net.fromOnnx(entry.name, await fetchBytes(entry.url));
+    net = Net.fromOnnx(entry.name, entry.bytes ?? (await fetchBytes(entry.url)));
   } else {
     const json = await fetchBytes(entry.url + "model.json");
     const manifest = JSON.parse(new TextDecoder().decode(json)).weightsManifest ?? [];
@@ -302,6 +302,26 @@ async function main() {
   readyMs = performance.now();
 
   $("run").onclick = classify;
+  // A model file of the user's own (.tflite or .onnx), read in the page: it joins the list and is chosen.
+  $("model-file").onchange = async () => {
+    const file = $("model-file").files[0];
+    if (!file) return;
+    const kind = file.name.toLowerCase().endsWith(".onnx") ? "onnx" : "tflite";
+    const entry = { id: `file:${file.name}`, name: file.name.replace(/\.(onnx|tflite)$/i, ""), kind };
+    entry.bytes = new Uint8Array(await file.arrayBuffer());
+    index.models = index.models.filter((m) => m.id !== entry.id).concat([entry]);
+    for (const key of [...nets.keys()].filter((k) => k === entry.id)) nets.delete(key);
+    for (const key of [...pipelines.keys()].filter((k) => k.startsWith(`${entry.id}|`))) pipelines.delete(key);
+    if (![...$("model").options].some((o) => o.value === entry.id)) {
+      const option = document.createElement("option");
+      option.value = entry.id;
+      option.textContent = `${entry.name} (${kind}, your file)`;
+      $("model").append(option);
+    }
+    $("model").value = entry.id;
+    $("scheme").value = kind; // its own quantization (a float ONNX file's error says to choose a calibrated scheme)
+    classify();
+  };
   $("file").onchange = async () => {
     const file = $("file").files[0];
     if (file) await setImage(file.name, new Uint8Array(await file.arrayBuffer()));
