@@ -143,6 +143,9 @@ pub fn prepare(model: &Model, scheme: &Scheme) -> Model {
         Architecture::Original => model.clone(),
         Architecture::Relu => transform::relu_everywhere(model),
         Architecture::DwLinear => transform::depthwise_linear(model, scheme.zero_variance_fix),
+        Architecture::DwLinearRelu => {
+            transform::relu_everywhere(&transform::depthwise_linear(model, scheme.zero_variance_fix))
+        }
     };
     let folded = transform::fold_batch_norms(&changed, scheme.zero_variance_fix);
     if scheme.equalize {

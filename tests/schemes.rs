@@ -61,7 +61,11 @@ fn scheme_names_parse_into_their_steps() {
     assert!(sym.per_channel && sym.symmetric && !tf8.symmetric);
     assert_eq!("tf8+relu".parse::<Scheme>().unwrap().architecture, Architecture::Relu);
     assert_eq!("tf8-zero-var+dw-linear".parse::<Scheme>().unwrap().architecture, Architecture::DwLinear);
-    for bad in ["tf9", "tf8+fast", "cle+dw-linear", ""] {
+    // Both, in either order: the study's block (one used to replace the other).
+    for name in ["tf8+dw-linear+relu", "tf8+relu+dw-linear", "per-channel+relu+dw-linear+relu"] {
+        assert_eq!(name.parse::<Scheme>().unwrap().architecture, Architecture::DwLinearRelu, "{name}");
+    }
+    for bad in ["tf9", "tf8+fast", "cle+dw-linear", "cle+relu+dw-linear", ""] {
         assert!(bad.parse::<Scheme>().is_err(), "{bad}");
     }
 }

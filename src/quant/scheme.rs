@@ -19,7 +19,7 @@
 //! | `+per-channel` | per-channel weights |
 //! | `+sym` | symmetric weights, TFLite's int8 convention: round(w/s) ∈ [−127, 127] with s = max\|w\|/127 (per channel or per tensor), stored + 128 with zero point 128; multipliers in double as TFLite's int8 kernels derive them. Exports as an int8 TFLite file (`per-channel+sym` too) |
 //! | `+relu` | architecture: ReLU6 → ReLU everywhere (the study retrained for this; we do not) |
-//! | `+dw-linear` | architecture: no activation after depthwise layers, their BatchNorm folded forward into the pointwise layer (the study retrained; we do not) |
+//! | `+dw-linear` | architecture: no activation after depthwise layers, their BatchNorm folded forward into the pointwise layer (the study retrained; we do not); with `+relu`, in either order, both: the study's quantization-friendly block |
 //! | `+w4` (`+w2` … `+w8`) | weights in b bits, activations still 8: asymmetric codes [0, 2^b − 1] with scale range/(2^b − 1) and the zero point nudged into them, or with `+sym` round(w/s) ∈ ±(2^(b−1) − 1), s = max\|w\|/(2^(b−1) − 1), stored + 128; `+w8` is the default |
 //! | `+w8@conv1@conv_pw_13` | `+wB@LAYER@LAYER…`: those layers' weights in B bits, the others as `+wB` says: a per-layer assignment, e.g. `tf8-zero-var+w4+w8@conv1@conv_preds` |
 //!
@@ -56,6 +56,8 @@ pub enum Architecture {
     Relu,
     /// Depthwise layers without activation; their BatchNorm folded forward into the pointwise layer.
     DwLinear,
+    /// Both: the study's quantization-friendly block (`+dw-linear+relu`, in either order).
+    DwLinearRelu,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -160,14 +162,26 @@ impl FromStr for Scheme {
                 "zero-var" => scheme.zero_variance_fix = true,
                 "per-channel" => scheme.per_channel = true,
                 "sym" => scheme.symmetric = true,
-                "relu" => scheme.architecture = Architecture::Relu,
-                "dw-linear" => scheme.architecture = Architecture::DwLinear,
+                "relu" | "dw-linear" => {
+                    let (relu, dw_linear) = match scheme.architecture {
+                        Architecture::Original => (false, false),
+                        Architecture::Relu => (true, false),
+                        Architecture::DwLinear => (false, true),
+                        Architecture::DwLinearRelu => (true, true),
+                    };
+                    scheme.architecture = match (relu || modifier == "relu", dw_linear || modifier == "dw-linear") {
+                        (false, false) => Architecture::Original,
+                        (true, false) => Architecture::Relu,
+                        (false, true) => Architecture::DwLinear,
+                        (true, true) => Architecture::DwLinearRelu,
+                    };
+                }
                 other => {
                     return Err(Error::Invalid(format!("unknown scheme modifier `+{other}`; modifiers: {MODIFIERS}")))
                 }
             }
         }
-        if scheme.equalize && scheme.architecture == Architecture::DwLinear {
+        if scheme.equalize && matches!(scheme.architecture, Architecture::DwLinear | Architecture::DwLinearRelu) {
             return Err(Error::Invalid(
                 "`cle` equalizes through the depthwise activations `+dw-linear` removes; pick one".into(),
             ));
