@@ -130,6 +130,7 @@ def main():
     parser.add_argument("--data", default="/work/shared/imagenette")
     parser.add_argument("--cache", default="/work/finetune-runs")
     parser.add_argument("--method", default="diag", choices=["diag", "full"])
+    parser.add_argument("--limit-images", type=int, default=None, help="only the first N images (smoke runs)")
     parser.add_argument("--fit-images", type=int, default=256)
     parser.add_argument("--holdout", type=int, default=500)
     parser.add_argument("--size", type=int, default=224, help="resolution of the fit and of the agreement check")
@@ -138,14 +139,14 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     teacher = mobilenet.load_original(args.model).to(memory_format=torch.channels_last)
-    images, _ = data.load_imagenette(args.data, args.cache)
-    train_idx, held_idx = split_imagenette(len(images), args.holdout)
-    fit_idx = np.sort(np.random.default_rng(0).choice(train_idx, args.fit_images, replace=False))
+    images, _ = data.load_imagenette(args.data, args.cache, args.limit_images)
+    train_idx, held_idx = split_imagenette(len(images), min(args.holdout, len(images) // 4))
+    fit_idx = np.sort(np.random.default_rng(0).choice(train_idx, min(args.fit_images, len(train_idx)), replace=False))
     held = images[held_idx]
     student = mobilenet.make_variant(teacher, args.variant).to(memory_format=torch.channels_last)
     print(f"{args.variant} as folded: agreement %.4f, KL %.4f" % agreement(student, teacher, held, args.size))
     refit(student, teacher, images[fit_idx], args.size, args.method)
-    print(f"{args.variant} refitted ({args.method}, {args.fit_images} images at {args.size} px): agreement %.4f, "
+    print(f"{args.variant} refitted ({args.method}, {len(fit_idx)} images at {args.size} px): agreement %.4f, "
           f"KL %.4f" % agreement(student, teacher, held, args.size))
     if args.out:
         mobilenet.write_tfjs(student.to(memory_format=torch.contiguous_format), args.out)
