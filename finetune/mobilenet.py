@@ -245,6 +245,22 @@ def bn_scale_shift(bn):
 
 
 @torch.no_grad()
+def fold_batch_norm(conv, bn):
+    """Fold bn's scale into conv's weight (and bias) and leave bn as a plain shift: BN(z) = s*z + t becomes
+    gamma = 1, moving mean 0, moving variance 1 - eps (scale exactly 1), beta = t. The function is unchanged (so is
+    what mnq-gpu folds); with BatchNorm frozen, training then steps the weights at their effective scale rather than
+    at 1/s of it (fine-tuning with s outside the weights was unstable: a gradient step of norm 0.01 raised the KL)."""
+    s, t = bn_scale_shift(bn)
+    conv.weight.mul_(s.view(-1, 1, 1, 1))
+    if conv.bias is not None:
+        conv.bias.mul_(s)
+    bn.weight.fill_(1.0)
+    bn.bias.copy_(t)
+    bn.running_mean.zero_()
+    bn.running_var.fill_(1.0 - bn.eps)
+
+
+@torch.no_grad()
 def make_variant(original, variant, zero_variance_fix=True):
     """The variant's network from the original weights, as transform.rs `depthwise_linear` (+ `relu_everywhere`).
 

@@ -1,28 +1,29 @@
 """Fine-tune a MobileNetV1 variant by distillation from the original float network.
 
     finetune/run.sh train.py --variant dw-linear+relu+l2 --run /work/finetune-runs/dw-linear+relu+l2 \
-        --steps 3000 --size 160 --export models/finetuned/dw-linear+relu+l2
+        --minutes 25 --export models/finetuned/dw-linear+relu+l2
 
 The teacher is Google's float MobileNetV1 0.75 (ReLU6, BatchNorm), unchanged. The student starts from the same
-weights transformed into the variant (mobilenet.make_variant), or, for qat-tf8, is the original network with
-mnq-gpu's TF8 fake quantization (qat.py). Both see the same augmented imagenette batch (data.py).
+weights transformed into the variant (mobilenet.make_variant), then, by default (--init full), each block's pointwise
+layer refitted by ridge regression so that the block without its depthwise BN + ReLU6 reproduces the teacher's
+pointwise input on the student's own input (refit.py, on --fit-images imagenette training images, first block to
+last). For qat-tf8 the student is the original network with mnq-gpu's TF8 fake quantization (qat.py). Both see the
+same augmented imagenette batch (data.py); --holdout images are never trained on, and the top-1 agreement with the
+teacher on --agree-images of them (whole photos at the model's 224 px) is logged at every checkpoint.
 
 Loss: T^2 * KL(softmax(teacher/T) || softmax(student/T)) over all 1,000 classes, T = 2 (imagenette covers 20
-classes, so its labels are never used), plus --features (1.0) times the feature loss: the mean over conv1 and the 13
-blocks of the squared error of the output (after its activation) relative to the teacher's mean square (every
-variant keeps the teacher's channels, so the blocks correspond one to one), plus, for +l2, (l2/2) * sum of squared depthwise weights (TF's l2_loss
-convention, the study's weight decay 4e-5 by default).
-Float variants, first --teacher-forced (0.3) of the training: each block runs on the teacher's input to it, so
-every block learns to reproduce its teacher block on its own (block-wise distillation: the variants' changes are
-local to each block, and an untrained +relu variant's activations grow block after block to logits of 1e4, which
-end-to-end distillation recovers from slowly); then for --anneal (0.4) each block's input moves linearly from the
-teacher's to the student's own previous output (switching straight to end to end lost everything the blocks had
-learnt: top-1 agreement with the teacher fell from ~65 % to ~0 %); then end to end, with the feature loss weighted
---features-final (0.1): a block without its depthwise ReLU6 cannot match its teacher block exactly.
+classes, so its labels are never used), plus a weight times the feature loss: the mean over conv1 and the 13 blocks
+of the squared error of the output (after its activation) relative to the teacher's mean square (every variant keeps
+the teacher's channels, so the blocks correspond one to one), plus, for +l2, (l2/2) * sum of squared depthwise
+weights (TF's l2_loss convention, the study's weight decay 4e-5 by default).
+The student runs end to end on its own inputs throughout, feature weight --features-final (0.1). (Optional, off by
+default, and what failed before the refit existed: for --teacher-forced of the training each block runs on the
+teacher's input to it, then for --anneal its input moves linearly to the student's own; feature weight --features.)
 BatchNorm: running statistics frozen (eval mode throughout: 20 classes of data would skew ImageNet's statistics);
 gamma and beta train with the rest.
-Optimizer: Adam, peak lr 2e-4 warmed up linearly over the first 100 steps, then cosine to 0 at the last step (or at
---minutes of training time: the CPU here is shared, so a time budget fixes the wall time and the speed the steps).
+Optimizer: Adam, peak --lr warmed up linearly over --warmup steps, then cosine to 0 at the last step (or at
+--minutes of training time: the CPU here is shared, so a time budget fixes the wall time and the speed the steps);
+gradient norm clipped to --clip.
 Every --checkpoint-every steps the state (model, optimizer, step) is written atomically to RUN/checkpoint.pt;
 rerunning the same command resumes from it. The data order depends only on --seed and the step, so a resumed run
 sees the same images as an uninterrupted one. RUN/log.jsonl has one line per --log-every steps.
@@ -43,6 +44,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 import mobilenet  # noqa: E402
+import refit  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODEL = os.path.join(REPO, "..", "shared", "models", "mobilenet_v1_0.75_224")
@@ -78,12 +80,13 @@ def learning_rate(step, progress, peak, warmup=WARMUP_STEPS):
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def batch_indices(step, batch, count, seed):
-    """The images of `step`: epoch e's order is a permutation seeded by (seed, e), so it is the same on resume."""
-    per_epoch = count // batch
+def batch_indices(step, batch, pool, seed):
+    """The images of `step`, from the training pool (indices): epoch e's order is a permutation seeded by (seed, e),
+    so it is the same on resume."""
+    per_epoch = len(pool) // batch
     epoch, i = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(count)
-    return np.sort(order[i * batch:(i + 1) * batch])
+    order = np.random.default_rng([seed, epoch]).permutation(len(pool))
+    return np.sort(pool[order[i * batch:(i + 1) * batch]])
 
 
 def save_atomic(obj, path):
@@ -113,10 +116,19 @@ def main():
                         help="weight of the block-output (feature) loss; 0 distils the logits only")
     parser.add_argument("--freeze-ranges", type=float, default=0.8,
                         help="qat-tf8: activation ranges stop tracking at this fraction of the training")
-    parser.add_argument("--teacher-forced", type=float, default=0.3,
+    parser.add_argument("--init", default="full", choices=["fold", "diag", "full"],
+                        help="float variants' start: fold = make_variant only; diag / full = refit.py's per-channel"
+                             " or ridge refit of each pointwise layer on --fit-images training images")
+    parser.add_argument("--fit-images", type=int, default=512)
+    parser.add_argument("--holdout", type=int, default=500,
+                        help="imagenette images never trained on (refit.split_imagenette); agreement with the"
+                             " teacher on the first --agree-images of them is logged at every checkpoint")
+    parser.add_argument("--agree-images", type=int, default=200)
+    parser.add_argument("--clip", type=float, default=2.0, help="gradient norm clipping (0: none)")
+    parser.add_argument("--teacher-forced", type=float, default=0.0,
                         help="float variants: for this fraction of the training, each block runs on the teacher's"
                              " input to it (block-wise distillation)")
-    parser.add_argument("--anneal", type=float, default=0.4,
+    parser.add_argument("--anneal", type=float, default=0.0,
                         help="float variants: then for this fraction, each block's input moves linearly from the"
                              " teacher's to the student's own; end to end after it")
     parser.add_argument("--features-final", type=float, default=0.1,
@@ -140,6 +152,8 @@ def main():
     student.eval()  # BatchNorm statistics frozen; no dropout anywhere
     optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=args.lr)
     images, _ = data.load_imagenette(args.data, args.cache, args.limit_images)
+    pool, held_out = refit.split_imagenette(len(images), min(args.holdout, len(images) // 4))
+    held_out = images[held_out[:args.agree_images]]
 
     checkpoint_path = os.path.join(args.run, "checkpoint.pt")
     step, elapsed = 0, 0.0
@@ -149,31 +163,44 @@ def main():
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
         print(f"resumed {args.variant} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
+    elif args.variant != "qat-tf8" and args.init != "fold":
+        fit = np.sort(np.random.default_rng(args.seed).choice(pool, min(args.fit_images, len(pool)), replace=False))
+        refit.refit(student, teacher, images[fit], teacher.input_size, args.init)
+        print(f"refitted {args.variant} ({args.init}) on {len(fit)} training images", flush=True)
     with open(os.path.join(args.run, "args.json"), "w") as f:
         json.dump(vars(args) | {"l2": l2}, f, indent=1)
 
     def checkpoint():
+        if len(held_out):
+            agree, kl = refit.agreement(student, teacher, held_out, teacher.input_size)
+            log.write(json.dumps({"step": step, "held_out_agree_top1": agree, "held_out_kl": kl,
+                                  "images": len(held_out), "size": teacher.input_size}) + "\n")
+            bar.write(f"step {step}: held-out agreement {agree:.3f}, KL {kl:.3f} ({len(held_out)} images)")
         save_atomic({"model": student.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                      "elapsed": elapsed, "variant": args.variant, "args": vars(args)}, checkpoint_path)
 
     log = open(os.path.join(args.run, "log.jsonl"), "a")
+
     def progress():
         if args.minutes is not None:
             return elapsed / (60 * args.minutes)
         return max(0, step - args.warmup) / max(1, args.steps - args.warmup)
 
     bar = tqdm(total=args.steps, initial=step, desc=args.variant, mininterval=5, file=sys.stdout)
+    if step == 0:
+        checkpoint()  # the start, and its held-out agreement
     window_start, window_images = time.time(), 0
     while progress() < 1:
         start = time.time()
-        idx = batch_indices(step, args.batch, len(images), args.seed)
+        idx = batch_indices(step, args.batch, pool, args.seed)
         generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         x = data.augment(images[idx], args.size, generator)
         if hasattr(student, "freeze_ranges"):
             student.freeze_ranges = progress() >= args.freeze_ranges
         with torch.no_grad():
             teacher_logits, teacher_features = teacher(x, with_features=True)
-        mix = min(1.0, max(0.0, (progress() - args.teacher_forced) / max(args.anneal, 1e-9)))
+        done = progress() - args.teacher_forced
+        mix = 1.0 if done >= args.anneal else max(0.0, done / args.anneal)
         if args.variant != "qat-tf8" and mix < 1:
             logits, features = student.forward_teacher_forced(x, teacher_features, mix)
         else:
@@ -190,6 +217,8 @@ def main():
             group["lr"] = lr = learning_rate(step, progress(), args.lr, args.warmup)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if args.clip > 0:
+            torch.nn.utils.clip_grad_norm_(student.parameters(), args.clip)
         optimizer.step()
         step += 1
         elapsed += time.time() - start
