@@ -454,3 +454,30 @@ fn sensitivity_takes_one_base_scheme_without_widths() {
         assert!(stderr(&output).contains(message), "{scheme}: {}", stderr(&output));
     }
 }
+
+/// The fine-tuned models in the repository (issue 18) load and run, every int8 layer checked on the GPU: the QAT
+/// file under its own quantization (no recalibration), the float variants under tf8 calibrated on the built-in photo.
+#[test]
+fn the_fine_tuned_models_run_checked_on_the_gpu() {
+    if common::gpu_or_skip().is_none() {
+        return;
+    }
+    let output = mnq_gpu(&["run", "--check", "--json", "--model", "models/finetuned/qat-tf8.tflite", GRACE_HOPPER]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json[0]["int8"][0]["scheme"], "tflite");
+    assert_eq!(json[0]["int8"][0]["mismatches"].as_array().map(Vec::len), Some(0));
+
+    let list = std::env::temp_dir().join(format!("mnq-finetuned-calibration-{}.txt", std::process::id()));
+    let photo = std::fs::canonicalize(GRACE_HOPPER).unwrap();
+    std::fs::write(&list, format!("{} 652\n", photo.display())).unwrap();
+    for variant in ["dw-linear", "dw-linear+relu", "dw-linear+relu+l2"] {
+        let model = format!("models/finetuned/{variant}");
+        let args = ["run", "--check", "--json", "--model", &model, "--scheme", "tf8", "--calibration"];
+        let output = mnq_gpu(&[&args[..], &[list.to_str().unwrap(), GRACE_HOPPER]].concat());
+        assert_eq!(output.status.code(), Some(0), "{variant}: {}", stderr(&output));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(json[0]["int8"][0]["mismatches"].as_array().map(Vec::len), Some(0), "{variant}");
+    }
+    std::fs::remove_file(&list).unwrap();
+}
