@@ -185,6 +185,13 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
         }
         let qlayer = match layer.op {
             Op::GlobalAvgPool => QLayer::global_avg_pool(&layer.name, layer.input_shape, layer_input),
+            Op::Add => {
+                return Err(Error::Invalid(format!(
+                    "layer {}: calibrated schemes quantize chains (MobileNetV1); ADD is not calibrated yet (run a \
+                     TFLite file's own quantization, --scheme tflite)",
+                    layer.name
+                )))
+            }
             Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
                 let range = match scheme.ranges {
                     RangeMethod::MinMax => calibration.outputs[i],

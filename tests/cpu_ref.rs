@@ -21,6 +21,8 @@ fn qlayer(op: Op, input_shape: Shape, output_shape: Shape, weights: Vec<u8>, bia
     QLayer {
         name: "test".into(),
         op,
+        inputs: Vec::new(),
+        add: None,
         input_shape,
         output_shape,
         input: QuantParams { scale: 1.0, zero_point: 10 },
@@ -55,6 +57,7 @@ fn conv2d_f32_pads_bottom_right_at_stride_2() {
     let layer = Layer {
         name: "conv".into(),
         op: Op::Conv2d { stride: 2, padding: Padding::Same },
+        inputs: Vec::new(),
         input_shape: Shape::new(4, 4, 1),
         output_shape: Shape::new(2, 2, 1),
         kernel: vec![1.0; 9],

@@ -1,23 +1,32 @@
 //! The CPU reference: float and integer forward passes, one file per op. Written for clarity and exactness;
 //! the integer pass is the specification the GPU shaders must match bit for bit.
 
+mod add;
 mod classifier;
 mod conv2d;
 mod depthwise_conv2d;
 mod global_avg_pool;
 mod pointwise_conv2d;
 
+pub use add::{add_f32, add_u8};
 pub use classifier::{classifier_f32, classifier_u8};
 pub use conv2d::{conv2d_f32, conv2d_u8};
 pub use depthwise_conv2d::{depthwise_conv2d_f32, depthwise_conv2d_u8};
 pub use global_avg_pool::{global_avg_pool_f32, global_avg_pool_u8};
 pub use pointwise_conv2d::{pointwise_conv2d_f32, pointwise_conv2d_u8};
 
-use crate::model::{Activation, Layer, Model, Op, Shape};
+use crate::model::{Activation, Layer, Model, Op, Shape, Source};
 use crate::quant::{QLayer, QuantModel};
 
-/// One float layer: op, then BatchNorm, then activation.
+/// One float layer of one input (every op but ADD): op, then BatchNorm, then activation.
 pub fn run_layer_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
+    run_node_f32(layer, &[input])
+}
+
+/// One float layer on its inputs, in the op's operand order ([`Op::arity`] of them).
+pub fn run_node_f32(layer: &Layer, inputs: &[&[f32]]) -> Vec<f32> {
+    assert_eq!(inputs.len(), layer.op.arity(), "{}: inputs", layer.name);
+    let input = inputs[0];
     debug_assert_eq!(input.len(), layer.input_shape.len(), "{}", layer.name);
     let mut output = match layer.op {
         Op::Conv2d { .. } => conv2d_f32(layer, input),
@@ -25,6 +34,7 @@ pub fn run_layer_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
         Op::PointwiseConv2d => pointwise_conv2d_f32(layer, input),
         Op::GlobalAvgPool => global_avg_pool_f32(layer, input),
         Op::Classifier => classifier_f32(layer, input),
+        Op::Add => add_f32(layer, input, inputs[1]),
     };
     let channels = layer.output_shape.c;
     let scale_shift: Option<Vec<(f32, f32)>> =
@@ -44,18 +54,29 @@ pub fn run_layer_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
     output
 }
 
-/// The float forward pass of one preprocessed image [h, w, 3]: every layer's output, the logits last.
+/// The float forward pass of one preprocessed image [h, w, 3]: every layer's output, the logits last. Layers
+/// run in order; each reads the tensors it names ([`Model::inputs_of`]).
 pub fn run_f32(model: &Model, image: &[f32]) -> Vec<Vec<f32>> {
     let mut outputs: Vec<Vec<f32>> = Vec::with_capacity(model.layers.len());
-    for layer in &model.layers {
-        let input = outputs.last().map_or(image, Vec::as_slice);
-        outputs.push(run_layer_f32(layer, input));
+    for (index, layer) in model.layers.iter().enumerate() {
+        let output = {
+            let inputs: Vec<&[f32]> = model.inputs_of(index).iter().map(|&s| tensor(image, &outputs, s)).collect();
+            run_node_f32(layer, &inputs)
+        };
+        outputs.push(output);
     }
     outputs
 }
 
-/// One integer layer.
+/// One integer layer of one input (every op but ADD).
 pub fn run_layer_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
+    run_node_u8(layer, &[input])
+}
+
+/// One integer layer on its inputs, in the op's operand order ([`Op::arity`] of them).
+pub fn run_node_u8(layer: &QLayer, inputs: &[&[u8]]) -> Vec<u8> {
+    assert_eq!(inputs.len(), layer.op.arity(), "{}: inputs", layer.name);
+    let input = inputs[0];
     debug_assert_eq!(input.len(), layer.input_shape.len(), "{}", layer.name);
     match layer.op {
         Op::Conv2d { .. } => conv2d_u8(layer, input),
@@ -63,17 +84,29 @@ pub fn run_layer_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
         Op::PointwiseConv2d => pointwise_conv2d_u8(layer, input),
         Op::GlobalAvgPool => global_avg_pool_u8(layer, input),
         Op::Classifier => classifier_u8(layer, input),
+        Op::Add => add_u8(layer, input, inputs[1]),
     }
 }
 
 /// The integer forward pass of one quantized image [h, w, 3]: every layer's output, the uint8 logits last.
 pub fn run_u8(model: &QuantModel, input: &[u8]) -> Vec<Vec<u8>> {
     let mut outputs: Vec<Vec<u8>> = Vec::with_capacity(model.layers.len());
-    for layer in &model.layers {
-        let layer_input = outputs.last().map_or(input, Vec::as_slice);
-        outputs.push(run_layer_u8(layer, layer_input));
+    for (index, layer) in model.layers.iter().enumerate() {
+        let output = {
+            let inputs: Vec<&[u8]> = model.inputs_of(index).iter().map(|&s| tensor(input, &outputs, s)).collect();
+            run_node_u8(layer, &inputs)
+        };
+        outputs.push(output);
     }
     outputs
+}
+
+/// The tensor `source` among the network's input and the outputs computed so far.
+fn tensor<'a, T>(image: &'a [T], outputs: &'a [Vec<T>], source: Source) -> &'a [T] {
+    match source {
+        Source::Image => image,
+        Source::Layer(i) => &outputs[i],
+    }
 }
 
 /// The 3×3 window of output pixel (oy, ox) under the op's padding (TF SAME or VALID): (tap = ky·3 + kx, input

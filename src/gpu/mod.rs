@@ -8,7 +8,7 @@ pub mod plan;
 pub mod shaders;
 
 pub use context::{AdapterInfo, AdapterOptions, GpuContext};
-pub use ops::{Channel, Conv2dParams, DepthwiseConv2dParams, GlobalAvgPoolParams, PointwiseConv2dParams};
+pub use ops::{AddParams, Channel, Conv2dParams, DepthwiseConv2dParams, GlobalAvgPoolParams, PointwiseConv2dParams};
 pub use plan::{LayerTime, Outputs, Plan, Profile, Readback};
 pub use shaders::{InnerProduct, Kernel};
 

@@ -42,11 +42,12 @@ pub enum Kernel {
     DepthwiseConv2d,
     PointwiseConv2d,
     GlobalAvgPool,
+    Add,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 4] =
-        [Kernel::Conv2d, Kernel::DepthwiseConv2d, Kernel::PointwiseConv2d, Kernel::GlobalAvgPool];
+    pub const ALL: [Kernel; 5] =
+        [Kernel::Conv2d, Kernel::DepthwiseConv2d, Kernel::PointwiseConv2d, Kernel::GlobalAvgPool, Kernel::Add];
 
     /// The kernel that runs `op`. The classifier is a 1×1 convolution of one pixel, as in
     /// src/cpu_ref/classifier.rs.
@@ -56,6 +57,7 @@ impl Kernel {
             Op::DepthwiseConv2d { .. } => Kernel::DepthwiseConv2d,
             Op::PointwiseConv2d | Op::Classifier => Kernel::PointwiseConv2d,
             Op::GlobalAvgPool => Kernel::GlobalAvgPool,
+            Op::Add => Kernel::Add,
         }
     }
 
@@ -66,6 +68,7 @@ impl Kernel {
             Kernel::DepthwiseConv2d => "depthwise_conv2d",
             Kernel::PointwiseConv2d => "pointwise_conv2d",
             Kernel::GlobalAvgPool => "global_avg_pool",
+            Kernel::Add => "add",
         }
     }
 
@@ -76,6 +79,7 @@ impl Kernel {
             Kernel::DepthwiseConv2d => include_str!("../../shaders/depthwise_conv2d.wgsl"),
             Kernel::PointwiseConv2d => include_str!("../../shaders/pointwise_conv2d.wgsl"),
             Kernel::GlobalAvgPool => include_str!("../../shaders/global_avg_pool.wgsl"),
+            Kernel::Add => include_str!("../../shaders/add.wgsl"),
         }
     }
 

@@ -1,5 +1,6 @@
-//! The MobileNetV1 layer graph in float: tensors, layers and their shapes, and the input range a model takes.
-//! Import lives in [`tfjs`].
+//! The layer graph in float: tensors, layers and their shapes, which tensors each layer reads ([`Source`]), and the
+//! input range a model takes. MobileNetV1 is a chain; MobileNetV2's residual ADDs read two earlier tensors. Import
+//! lives in [`tfjs`].
 
 pub mod synthetic;
 pub mod tfjs;
@@ -67,13 +68,15 @@ pub enum Op {
     GlobalAvgPool,
     /// 1×1 convolution with bias on the pooled features, kernel [c_in, classes]; its output is the logits.
     Classifier,
+    /// Elementwise sum of two tensors of one shape (MobileNetV2's residual connections), then the activation.
+    Add,
 }
 
 impl Op {
     pub fn stride(&self) -> usize {
         match self {
             Op::Conv2d { stride, .. } | Op::DepthwiseConv2d { stride, .. } => *stride,
-            Op::PointwiseConv2d | Op::GlobalAvgPool | Op::Classifier => 1,
+            Op::PointwiseConv2d | Op::GlobalAvgPool | Op::Classifier | Op::Add => 1,
         }
     }
 
@@ -85,14 +88,22 @@ impl Op {
                 Padding::Same => same_padding(input, 3, stride),
                 Padding::Valid => (input.saturating_sub(3) / stride + usize::from(input >= 3), 0),
             },
-            Op::PointwiseConv2d | Op::GlobalAvgPool | Op::Classifier => (input, 0),
+            Op::PointwiseConv2d | Op::GlobalAvgPool | Op::Classifier | Op::Add => (input, 0),
         }
     }
 
     pub fn has_weights(&self) -> bool {
         match self {
             Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => true,
-            Op::GlobalAvgPool => false,
+            Op::GlobalAvgPool | Op::Add => false,
+        }
+    }
+
+    /// How many tensors the op reads.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::GlobalAvgPool | Op::Classifier => 1,
+            Op::Add => 2,
         }
     }
 
@@ -100,7 +111,7 @@ impl Op {
     pub fn is_feature_convolution(&self) -> bool {
         match self {
             Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d => true,
-            Op::GlobalAvgPool | Op::Classifier => false,
+            Op::GlobalAvgPool | Op::Classifier | Op::Add => false,
         }
     }
 
@@ -115,6 +126,7 @@ impl Op {
             Op::PointwiseConv2d => (Shape::new(input.h, input.w, channels), input.c * channels),
             Op::Classifier => (Shape::new(1, 1, channels), input.c * channels),
             Op::GlobalAvgPool => (Shape::new(1, 1, input.c), 0),
+            Op::Add => (input, 0),
         }
     }
 
@@ -123,7 +135,9 @@ impl Op {
     pub fn weight_input_channel(&self, index: usize, c_in: usize, c_out: usize) -> usize {
         match self {
             Op::DepthwiseConv2d { .. } => index % c_out,
-            Op::Conv2d { .. } | Op::PointwiseConv2d | Op::Classifier | Op::GlobalAvgPool => index / c_out % c_in,
+            Op::Conv2d { .. } | Op::PointwiseConv2d | Op::Classifier | Op::GlobalAvgPool | Op::Add => {
+                index / c_out % c_in
+            }
         }
     }
 }
@@ -163,11 +177,61 @@ impl BatchNorm {
     }
 }
 
+/// A tensor a layer reads: the network's input image or an earlier layer's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Image,
+    /// The output of layer i (an index into the model's layers, smaller than the reader's).
+    Layer(usize),
+}
+
+impl Source {
+    /// The chain's input of layer `index`: the previous layer's output, the image for the first.
+    pub fn previous(index: usize) -> Source {
+        index.checked_sub(1).map_or(Source::Image, Source::Layer)
+    }
+}
+
+/// The sources of layer `index` given its `inputs` field: the chain's one input when the field is empty (every
+/// MobileNetV1 layer, and every quantized-model file written before the graph), else the field itself.
+pub fn resolve_inputs(index: usize, inputs: &[Source]) -> Vec<Source> {
+    if inputs.is_empty() {
+        vec![Source::previous(index)]
+    } else {
+        inputs.to_vec()
+    }
+}
+
+/// Per tensor (index 0 the image, i + 1 layer i's output): the index of the last layer that reads it, `None`
+/// for a tensor nobody reads (the logits). `inputs(i)` gives layer i's resolved sources.
+pub fn last_readers(layers: usize, inputs: impl Fn(usize) -> Vec<Source>) -> Vec<Option<usize>> {
+    let mut last = vec![None; layers + 1];
+    for reader in 0..layers {
+        for source in inputs(reader) {
+            last[tensor_index(source)] = Some(reader);
+        }
+    }
+    last
+}
+
+/// The position of `source` in [`last_readers`]' tensor numbering.
+pub fn tensor_index(source: Source) -> usize {
+    match source {
+        Source::Image => 0,
+        Source::Layer(i) => i + 1,
+    }
+}
+
 /// One layer: an op, then BatchNorm (if any), then the activation.
 #[derive(Clone, Debug)]
 pub struct Layer {
     pub name: String,
     pub op: Op,
+    /// The tensors the op reads, in its operand order; empty for the chain (the previous layer's output), see
+    /// [`resolve_inputs`].
+    pub inputs: Vec<Source>,
+    /// The shape of the first input (every input of an ADD has it).
     pub input_shape: Shape,
     pub output_shape: Shape,
     /// Layout per op: see [`Op`]. Empty for [`Op::GlobalAvgPool`].
@@ -227,6 +291,17 @@ pub struct Model {
 }
 
 impl Model {
+    /// The tensors layer `index` reads ([`resolve_inputs`]).
+    pub fn inputs_of(&self, index: usize) -> Vec<Source> {
+        resolve_inputs(index, &self.layers[index].inputs)
+    }
+
+    /// Whether every layer reads only the one before it (MobileNetV1): what the studies that walk a line
+    /// (cross-layer equalization, sensitivity, TF.js and ONNX export) require.
+    pub fn is_chain(&self) -> bool {
+        (0..self.layers.len()).all(|i| self.inputs_of(i) == [Source::previous(i)])
+    }
+
     /// Outputs of the classifier.
     pub fn classes(&self) -> usize {
         self.layers.last().map_or(0, |layer| layer.output_shape.c)

@@ -45,6 +45,7 @@ pub fn mobilenet_v1(alpha: f32, input_size: usize, seed: u64) -> Model {
                 (Shape::new(input_shape.h, input_shape.w, out_c), input_shape.c, input_shape.c * out_c)
             }
             Op::GlobalAvgPool => (Shape::new(1, 1, input_shape.c), 1, 0),
+            Op::Add => unreachable!("the synthetic MobileNetV1 is a chain"),
         };
         let limit = (6.0 / fan_in as f32).sqrt();
         let kernel = (0..kernel_len).map(|_| rng.random_range(-limit..limit)).collect();
@@ -59,7 +60,7 @@ pub fn mobilenet_v1(alpha: f32, input_size: usize, seed: u64) -> Model {
         let bias = (op == Op::Classifier).then(|| (0..out_c).map(|_| rng.random_range(-0.1..0.1)).collect());
         let activation = if is_conv { Activation::Relu6 } else { Activation::None };
         *shape = output_shape;
-        Layer { name, op, input_shape, output_shape, kernel, bias, batch_norm, activation, clip_max: None }
+        Layer { name, op, inputs: Vec::new(), input_shape, output_shape, kernel, bias, batch_norm, activation, clip_max: None }
     };
     let mut channels = scaled_channels(32, alpha);
     layers.push(push("conv1".into(), Op::Conv2d { stride: 2, padding: Padding::Same }, channels, &mut shape, &mut rng));

@@ -342,6 +342,7 @@ impl TfjsModel {
                     layers.push(Layer {
                         name: name.clone(),
                         op,
+                        inputs: Vec::new(),
                         input_shape: shape,
                         output_shape,
                         kernel,
@@ -380,6 +381,7 @@ impl TfjsModel {
                     layers.push(Layer {
                         name: name.clone(),
                         op: Op::GlobalAvgPool,
+                        inputs: Vec::new(),
                         input_shape: shape,
                         output_shape,
                         kernel: Vec::new(),

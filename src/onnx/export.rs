@@ -44,6 +44,9 @@ pub fn check_qdq(model: &QuantModel) -> Result<()> {
         return Err(refuse("its weights are synthetic (seeded random, for benchmarks only)".into()));
     }
     model.validate().map_err(|reason| refuse(format!("not a model the engine runs: {reason}")))?;
+    if !model.is_chain() {
+        return Err(refuse(CHAIN_ONLY.into()));
+    }
     for layer in &model.layers {
         if layer.op == Op::GlobalAvgPool {
             let positions = layer.input_shape.h * layer.input_shape.w;
@@ -101,8 +104,14 @@ pub fn qdq_to_bytes(model: &QuantModel) -> Result<Vec<u8>> {
     Ok(finish(graph, &model.name, model.input_shape, model.classes(), "int8 QDQ (uint8 activations)"))
 }
 
+/// Why a graph (a layer that reads anything but the layer before it, MobileNetV2's ADD) is refused.
+const CHAIN_ONLY: &str = "it is a layer graph with residual ADDs: the ONNX exporter writes chains (MobileNetV1)";
+
 /// `model` as a float ONNX file's bytes.
 pub fn float_to_bytes(model: &Model) -> Result<Vec<u8>> {
+    if !model.is_chain() {
+        return Err(Error::Invalid(format!("model {}: {CHAIN_ONLY}", model.name)));
+    }
     let folded = fold_batch_norms(model, false);
     let mut graph = Graph::default();
     let mut current = INPUT.to_string();
@@ -228,6 +237,7 @@ impl Graph {
                     vec![ints("kernel_shape", &[1, 1])],
                 ),
                 Op::GlobalAvgPool => unreachable!("handled above"),
+                Op::Add => unreachable!("check_qdq refuses graphs"),
             };
             // Symmetric weights (every zero point 128) as int8 with zero point 0, as quantize_static writes them.
             let symmetric = layer.weight_zero_points.iter().all(|&z| z == 128);
@@ -285,6 +295,7 @@ impl Graph {
         };
         let kernel = &layer.kernel;
         let (weights, dims, attributes): (Vec<f32>, Vec<usize>, Vec<proto::AttributeProto>) = match layer.op {
+            Op::Add => unreachable!("float_to_bytes refuses graphs"),
             Op::GlobalAvgPool => {
                 self.node("GlobalAveragePool", name, &[input], name, vec![]);
                 return Ok(name.clone());
@@ -373,7 +384,7 @@ fn conv_attributes_of(op: Op, ins: Shape, outs: Shape, stride: usize, group: i64
     let (left, right) = pads(ins.w, outs.w, op.window(ins.w).1);
     let padded = match op {
         Op::Conv2d { padding, .. } | Op::DepthwiseConv2d { padding, .. } => padding == crate::model::Padding::Same,
-        Op::PointwiseConv2d | Op::Classifier | Op::GlobalAvgPool => false,
+        Op::PointwiseConv2d | Op::Classifier | Op::GlobalAvgPool | Op::Add => false,
     };
     let pads = if padded { [top, left, bottom, right] } else { [0; 4] };
     vec![

@@ -670,6 +670,7 @@ impl<'a> File<'a> {
                 Layer {
                     name,
                     op: Op::GlobalAvgPool,
+                    inputs: Vec::new(),
                     input_shape: shape,
                     output_shape: Shape::new(1, 1, shape.c),
                     kernel: Vec::new(),
@@ -848,6 +849,7 @@ impl<'a> File<'a> {
         Ok(Layer {
             name: built.namer.name(op),
             op,
+            inputs: Vec::new(),
             input_shape: shape,
             output_shape,
             kernel,
@@ -1063,6 +1065,8 @@ impl<'a> File<'a> {
         Ok(QLayer {
             name: layer.name.clone(),
             op: layer.op,
+            inputs: Vec::new(),
+            add: None,
             input_shape: layer.input_shape,
             output_shape: layer.output_shape,
             input,
@@ -1107,6 +1111,7 @@ impl<'a> File<'a> {
             let layer = Layer {
                 name,
                 op: Op::GlobalAvgPool,
+                inputs: Vec::new(),
                 input_shape: shape,
                 output_shape: qlayer.output_shape,
                 kernel: Vec::new(),

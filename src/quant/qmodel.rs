@@ -1,6 +1,6 @@
 //! The quantized model: what the CPU integer reference and the GPU shaders both execute.
 
-use crate::model::{Op, Shape};
+use crate::model::{resolve_inputs, Op, Shape, Source};
 use crate::quant::fixed_point::{self, Requant};
 use crate::quant::QuantParams;
 use serde::{Deserialize, Serialize};
@@ -11,8 +11,14 @@ use serde::{Deserialize, Serialize};
 pub struct QLayer {
     pub name: String,
     pub op: Op,
+    /// The tensors the op reads, in its operand order; empty for the chain (the previous layer's output, as every
+    /// file written before the graph holds), see [`resolve_inputs`]. Not written when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Source>,
+    /// The shape of the first input (every input of an ADD has it).
     pub input_shape: Shape,
     pub output_shape: Shape,
+    /// The first input's quantization.
     pub input: QuantParams,
     pub output: QuantParams,
     /// uint8 weights in the float kernel's layout (see [`Op`]); empty for [`Op::GlobalAvgPool`].
@@ -39,6 +45,67 @@ pub struct QLayer {
     /// Not written when it is the default, so files of models without it keep their bytes (and checksum).
     #[serde(default, skip_serializing_if = "PoolRounding::is_half_up")]
     pub pool: PoolRounding,
+    /// [`Op::Add`]'s second input and arithmetic; `None` for every other op (and not written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<AddStage>,
+}
+
+/// The integer arithmetic of a quantized ADD, TFLite's `ArithmeticParams` as `add.cc`'s `Prepare` forms them for
+/// uint8 and int8: each input minus its zero point is shifted left by `left_shift` (20) and scaled by its own
+/// multiplier into a common scale 2·max(s1, s2)/2^20; the sum is scaled by the output multiplier, the output zero
+/// point added, then clamped. Every multiplier scales by less than one (shift ≤ 0).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddStage {
+    /// The quantization of the second input (the first's is [`QLayer::input`]).
+    pub second_input: QuantParams,
+    pub left_shift: i32,
+    pub input1_multiplier: i32,
+    pub input1_shift: i32,
+    pub input2_multiplier: i32,
+    pub input2_shift: i32,
+    pub output_multiplier: i32,
+    pub output_shift: i32,
+}
+
+impl AddStage {
+    /// TFLite's constants for inputs quantized as `input1` and `input2` and an output as `output` (`add.cc`,
+    /// `Prepare`: the doubled larger scale in float32, the ratios in double, `QuantizeMultiplierSmallerThanOneExp`).
+    /// None where a ratio cannot be represented (a scale that is not a positive number).
+    pub fn tflite(input1: QuantParams, input2: QuantParams, output: QuantParams) -> Option<AddStage> {
+        const LEFT_SHIFT: i32 = 20;
+        let twice_max_input_scale = f64::from(2.0 * input1.scale.max(input2.scale));
+        let real_input1 = f64::from(input1.scale) / twice_max_input_scale;
+        let real_input2 = f64::from(input2.scale) / twice_max_input_scale;
+        let real_output = twice_max_input_scale / f64::from((1 << LEFT_SHIFT) as f32 * output.scale);
+        let smaller_than_one = |real: f64| fixed_point::quantize_multiplier(real).filter(|&(_, shift)| shift <= 0);
+        let (input1_multiplier, input1_shift) = smaller_than_one(real_input1)?;
+        let (input2_multiplier, input2_shift) = smaller_than_one(real_input2)?;
+        let (output_multiplier, output_shift) = smaller_than_one(real_output)?;
+        Some(AddStage {
+            second_input: input2,
+            left_shift: LEFT_SHIFT,
+            input1_multiplier,
+            input1_shift,
+            input2_multiplier,
+            input2_shift,
+            output_multiplier,
+            output_shift,
+        })
+    }
+
+    /// One output value of u8 inputs `a` and `b` (zero points `z1`, `z2`) under `mode`, before the output zero
+    /// point and clamp: TFLite's `AddElementwise`. |a − z1|·2^20 < 2^28, and each scaled input is at most that,
+    /// so the sum fits i32.
+    pub fn sum(&self, mode: Requant, a: u8, z1: i32, b: u8, z2: i32) -> i32 {
+        let scale = |x: i32, multiplier: i32, shift: i32| match mode {
+            Requant::Double => fixed_point::multiply_by_quantized_multiplier(x, multiplier, shift),
+            Requant::Single => fixed_point::multiply_by_quantized_multiplier_single(x, multiplier, shift),
+            Requant::Fp32 => unreachable!("QuantModel::validate refuses fp32 for ADD"),
+        };
+        let scaled1 = scale((i32::from(a) - z1) << self.left_shift, self.input1_multiplier, self.input1_shift);
+        let scaled2 = scale((i32::from(b) - z2) << self.left_shift, self.input2_multiplier, self.input2_shift);
+        scale(scaled1 + scaled2, self.output_multiplier, self.output_shift)
+    }
 }
 
 /// How the global average pool of n positions turns Σq into its output: a runtime's convention, which
@@ -117,6 +184,8 @@ impl QLayer {
         QLayer {
             name: name.to_string(),
             op: Op::GlobalAvgPool,
+            inputs: Vec::new(),
+            add: None,
             input_shape,
             output_shape: Shape::new(1, 1, input_shape.c),
             input,
@@ -177,6 +246,16 @@ impl InputRounding {
 }
 
 impl QuantModel {
+    /// The tensors layer `index` reads ([`resolve_inputs`]).
+    pub fn inputs_of(&self, index: usize) -> Vec<Source> {
+        resolve_inputs(index, &self.layers[index].inputs)
+    }
+
+    /// Whether every layer reads only the one before it (MobileNetV1).
+    pub fn is_chain(&self) -> bool {
+        (0..self.layers.len()).all(|i| self.inputs_of(i) == [Source::previous(i)])
+    }
+
     pub fn classes(&self) -> usize {
         self.layers.last().map_or(0, |layer| layer.output_shape.c)
     }
@@ -231,15 +310,29 @@ impl QuantModel {
         {
             return Err(format!("bad input shape {:?} or zero point {}", self.input_shape, self.input.zero_point));
         }
-        let mut shape = self.input_shape;
-        let mut params = self.input;
-        for layer in &self.layers {
+        // Per tensor (the image, then each layer's output): its shape and quantization.
+        let mut tensors = vec![(self.input_shape, self.input)];
+        for (index, layer) in self.layers.iter().enumerate() {
             let fail = |reason: String| Err(format!("layer {}: {reason}", layer.name));
-            if layer.input_shape != shape {
-                return fail(format!("input shape {:?} does not follow {:?}", layer.input_shape, shape));
+            let sources = self.inputs_of(index);
+            if sources.len() != layer.op.arity() {
+                return fail(format!("{} inputs, its op reads {}", sources.len(), layer.op.arity()));
             }
-            if layer.input != params {
-                return fail("input quantization differs from the previous layer's output".into());
+            if let Some(source) = sources.iter().find(|s| matches!(s, Source::Layer(j) if *j >= index)) {
+                return fail(format!("reads {source:?}, which is not an earlier layer"));
+            }
+            if layer.add.is_some() != (layer.op == Op::Add) {
+                return fail("ADD's arithmetic belongs to ADD layers only".into());
+            }
+            let operand_params = [Some(layer.input), layer.add.map(|add| add.second_input)];
+            for (operand, (&source, params)) in sources.iter().zip(operand_params).enumerate() {
+                let (shape, quantization) = tensors[crate::model::tensor_index(source)];
+                if layer.input_shape != shape {
+                    return fail(format!("input shape {:?} does not match {source:?}'s {shape:?}", layer.input_shape));
+                }
+                if params != Some(quantization) {
+                    return fail(format!("input {operand}'s quantization differs from {source:?}'s output"));
+                }
             }
             let (ins, outs) = (layer.input_shape, layer.output_shape);
             // Before any arithmetic on them: the window divides by the stride, the weight count multiplies channels.
@@ -284,6 +377,28 @@ impl QuantModel {
                         }
                     }
                 }
+                Op::Add => {
+                    let add = layer.add.expect("checked above");
+                    let pairs = [
+                        (add.input1_multiplier, add.input1_shift),
+                        (add.input2_multiplier, add.input2_shift),
+                        (add.output_multiplier, add.output_shift),
+                    ];
+                    // |q − z|·2^20 < 2^28, so the shifted inputs and their scaled sum fit i32.
+                    if !(0..=20).contains(&add.left_shift)
+                        || pairs.iter().any(|&(m, s)| m < 0 || !(-31..=0).contains(&s))
+                        || !(0..=255).contains(&add.second_input.zero_point)
+                    {
+                        return fail("ADD's left shift, a multiplier, shift or zero point is out of range".into());
+                    }
+                    if layer.requant == Requant::Fp32 {
+                        return fail(
+                            "ADD under fp32 is refused: XNNPACK's ADD arithmetic is not established here (run it \
+                             under double or single)"
+                                .into(),
+                        );
+                    }
+                }
                 Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
                     let channels = outs.c;
                     let lengths = [
@@ -313,13 +428,13 @@ impl QuantModel {
                     }
                 }
             }
+            let clamped = layer.op.has_weights() || layer.op == Op::Add;
             let clamp_ok = layer.act_max.iter().all(|&max| max >= layer.act_min)
-                && layer.act_max.len() == if layer.op.has_weights() { outs.c } else { 0 };
+                && layer.act_max.len() == if clamped { outs.c } else { 0 };
             if !(0..=255).contains(&layer.output.zero_point) || !clamp_ok {
                 return fail("output zero point or activation clamp out of range".into());
             }
-            shape = outs;
-            params = layer.output;
+            tensors.push((outs, layer.output));
         }
         if self.layers.last().map(|l| l.op) != Some(Op::Classifier) {
             return Err("the last layer must be the classifier".into());

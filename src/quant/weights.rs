@@ -117,6 +117,8 @@ pub fn quantize_layer(
     Ok(QLayer {
         name: layer.name.clone(),
         op: layer.op,
+        inputs: layer.inputs.clone(),
+        add: None,
         input_shape: layer.input_shape,
         output_shape: layer.output_shape,
         input,

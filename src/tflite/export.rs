@@ -56,6 +56,7 @@ pub fn to_bytes(model: &QuantModel, float: &Model) -> Result<Vec<u8>> {
             Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
                 graph.convolution(layer, current, activation)
             }
+            Op::Add => unreachable!("check refuses ADD"),
         };
     }
     let classes = model.classes();
@@ -105,6 +106,9 @@ fn check(model: &QuantModel) -> Result<Checked> {
         return Err(refuse("its weights are synthetic (seeded random, for benchmarks only)".into()));
     }
     model.validate().map_err(|reason| refuse(format!("not a model the engine runs: {reason}")))?;
+    if !model.is_chain() {
+        return Err(refuse("it is a layer graph with residual ADDs: the TFLite exporter writes chains (MobileNetV1)".into()));
+    }
     if let Some(layer) = model.layers.iter().find(|l| l.requant != Requant::Double) {
         return Err(refuse(format!(
             "layer {} requantizes as `{}`, which a TFLite file cannot record: LiteRT's reference kernels run every \
@@ -164,6 +168,7 @@ fn check_layer(layer: &QLayer, element_type: ElementType) -> std::result::Result
         Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
             check_convolution(layer, element_type)
         }
+        Op::Add => unreachable!("check refuses graphs"),
     }
 }
 
@@ -344,6 +349,7 @@ impl Graph {
                 (codes::CONV_2D, vec![c_out as i32, 1, 1, c_in as i32], 0, 1, 1, Padding::Same)
             }
             Op::GlobalAvgPool => unreachable!("the pool is written by average_pool"),
+            Op::Add => unreachable!("check refuses graphs"),
         };
         let depthwise = code == codes::DEPTHWISE_CONV_2D;
         // The engine's u8 to the file's type: itself, or − 128 (x ^ 0x80, which `to_u8` also is).

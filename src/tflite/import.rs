@@ -530,6 +530,8 @@ impl File<'_> {
         let qlayer = QLayer {
             name: name.clone(),
             op,
+            inputs: Vec::new(),
+            add: None,
             input_shape: ins,
             output_shape: outs,
             input,
@@ -549,6 +551,7 @@ impl File<'_> {
         let float = Layer {
             name,
             op,
+            inputs: Vec::new(),
             input_shape: ins,
             output_shape: outs,
             kernel: qlayer.weights.iter().enumerate().map(|(i, &q)| weight_params[i % c_out].dequantize(q)).collect(),
@@ -679,6 +682,7 @@ impl File<'_> {
         let float = Layer {
             name,
             op: Op::GlobalAvgPool,
+            inputs: Vec::new(),
             input_shape: ins,
             output_shape: qlayer.output_shape,
             kernel: Vec::new(),
@@ -758,6 +762,7 @@ struct Step<'a> {
 pub(crate) struct LayerNamer {
     depthwise: usize,
     pointwise: usize,
+    adds: usize,
     others: usize,
 }
 
@@ -777,6 +782,10 @@ impl LayerNamer {
                 format!("conv_pw_{}", self.pointwise)
             }
             Op::GlobalAvgPool => "global_average_pooling2d_1".into(),
+            Op::Add => {
+                self.adds += 1;
+                format!("add_{}", self.adds)
+            }
             Op::Conv2d { .. } => {
                 self.others += 1;
                 format!("conv_{}", self.others)

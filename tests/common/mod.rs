@@ -5,7 +5,7 @@
 use mnq_gpu::gpu::{AdapterOptions, GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::{Model, Op, Shape};
 use mnq_gpu::quant::fixed_point::{quantize_multiplier, Requant};
-use mnq_gpu::quant::{PoolRounding, QLayer, QuantModel, QuantParams};
+use mnq_gpu::quant::{AddStage, PoolRounding, QLayer, QuantModel, QuantParams};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::io::Write as _;
@@ -85,10 +85,14 @@ pub fn random_layer(
         Op::Conv2d { .. } => (9 * c_in * c_out, 9 * c_in),
         Op::DepthwiseConv2d { .. } => (9 * c_out, 9),
         Op::PointwiseConv2d | Op::Classifier => (c_in * c_out, c_in),
-        Op::GlobalAvgPool => (0, 0),
+        Op::GlobalAvgPool | Op::Add => (0, 0),
     };
     if op == Op::GlobalAvgPool {
         return QLayer::global_avg_pool(name, input_shape, input);
+    }
+    if op == Op::Add {
+        let second = QuantParams { scale: rng.random_range(0.01..0.2), zero_point: random_zero_point(&mut rng) };
+        return random_add_layer(name, input_shape, input, second, seed);
     }
     let weights: Vec<u8> = (0..weights_len).map(|_| rng.random()).collect();
     let weight_zero_points: Vec<i32> = (0..c_out).map(|_| random_zero_point(&mut rng)).collect();
@@ -129,6 +133,8 @@ pub fn random_layer(
     QLayer {
         name: name.into(),
         op,
+        inputs: Vec::new(),
+        add: None,
         input_shape,
         output_shape,
         input,
@@ -198,5 +204,37 @@ pub fn run_layer_gpu(gpu: &GpuContext, layer: &QLayer, input: &[u8], inner: Inne
 pub fn assert_bit_exact(what: &str, shape: Shape, expected: &[u8], actual: &[u8]) {
     if let Some(mismatch) = mnq_gpu::engine::compare(what, shape, expected, actual) {
         panic!("{mismatch}");
+    }
+}
+
+/// A quantized ADD of inputs quantized as `input` and `second` (its operands are the previous layer's output and
+/// `second`'s tensor; the caller sets `inputs`), with a random output quantization whose scale is within a factor
+/// of 4 of the inputs' (as MobileNetV2's are) or far from them, and a ReLU clamp in a third of the layers.
+pub fn random_add_layer(name: &str, shape: Shape, input: QuantParams, second: QuantParams, seed: u64) -> QLayer {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xadd);
+    let larger = input.scale.max(second.scale);
+    let scale = if rng.random_bool(0.8) { larger * rng.random_range(0.25..4.0) } else { larger * 1e-3 };
+    let output = QuantParams { scale, zero_point: random_zero_point(&mut rng) };
+    let add = AddStage::tflite(input, second, output).expect("positive scales");
+    let act_min = if rng.random_bool(0.3) { output.zero_point as u8 } else { 0 };
+    QLayer {
+        name: name.into(),
+        op: Op::Add,
+        inputs: Vec::new(),
+        add: Some(add),
+        input_shape: shape,
+        output_shape: shape,
+        input,
+        output,
+        weights: Vec::new(),
+        weight_scales: Vec::new(),
+        weight_zero_points: Vec::new(),
+        bias: Vec::new(),
+        multipliers: Vec::new(),
+        shifts: Vec::new(),
+        act_min,
+        act_max: vec![255; shape.c],
+        requant: Requant::Double,
+        pool: PoolRounding::HalfUp,
     }
 }

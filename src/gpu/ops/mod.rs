@@ -2,11 +2,13 @@
 //! constants into textures, and its dispatch size. This file holds what they share: [`Channel`], the activation
 //! texture layout, the bind-group layouts and pipeline creation.
 
+mod add;
 mod conv2d;
 mod depthwise_conv2d;
 mod global_avg_pool;
 mod pointwise_conv2d;
 
+pub use add::AddParams;
 pub use conv2d::Conv2dParams;
 pub use depthwise_conv2d::DepthwiseConv2dParams;
 pub use global_avg_pool::GlobalAvgPoolParams;
@@ -58,7 +60,7 @@ impl Channel {
     const PADDING: Channel = Channel { offset: 0, multiplier: 0, shift: 0, weight_zero_point: 0, act_max: 255 };
 }
 
-/// Bindings of group 0, in binding order; ops without weights use the first three.
+/// Bindings of group 0, in binding order; every op uses the first three.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Binding {
     /// `var<uniform> params`: the op's params struct.
@@ -71,6 +73,8 @@ pub(crate) enum Binding {
     Weights,
     /// `var channels: texture_2d<i32>`: one [`Channel`] texel per output channel, at (0, channel).
     Channels,
+    /// `var second_input: texture_2d<u32>`: ADD's second operand, activations.
+    SecondInput,
 }
 
 /// The bindings of an op with weights.
@@ -78,6 +82,8 @@ const WITH_WEIGHTS: &[Binding] =
     &[Binding::Params, Binding::Input, Binding::Output, Binding::Weights, Binding::Channels];
 /// The bindings of an op without (global_avg_pool).
 const WITHOUT_WEIGHTS: &[Binding] = &[Binding::Params, Binding::Input, Binding::Output];
+/// The bindings of an op of two activations (add).
+const TWO_INPUTS: &[Binding] = &[Binding::Params, Binding::Input, Binding::Output, Binding::SecondInput];
 
 /// An op's constant weights texture.
 pub(crate) struct WeightsTexture {
@@ -94,7 +100,7 @@ pub(crate) struct LayerSetup {
     pub kernel: Kernel,
     /// The bytes of the op's params struct.
     pub params: Vec<u8>,
-    /// The weights texture and per-channel constants of an op with weights, None for global_avg_pool.
+    /// The weights texture and per-channel constants of an op with weights, None for global_avg_pool and add.
     pub constants: Option<(WeightsTexture, Vec<Channel>)>,
     /// Workgroups in x and y for one image where `per_image`, else for the whole batch.
     pub workgroups: [u32; 2],
@@ -106,10 +112,10 @@ pub(crate) struct LayerSetup {
 
 impl LayerSetup {
     pub fn bindings(&self) -> &'static [Binding] {
-        if self.constants.is_some() {
-            WITH_WEIGHTS
-        } else {
-            WITHOUT_WEIGHTS
+        match self.kernel {
+            Kernel::Conv2d | Kernel::DepthwiseConv2d | Kernel::PointwiseConv2d => WITH_WEIGHTS,
+            Kernel::GlobalAvgPool => WITHOUT_WEIGHTS,
+            Kernel::Add => TWO_INPUTS,
         }
     }
 }
@@ -141,7 +147,9 @@ pub(crate) fn input_words(shape: Shape) -> usize {
 pub(crate) fn input_format(op: Op) -> wgpu::TextureFormat {
     match Kernel::of(op) {
         Kernel::Conv2d => wgpu::TextureFormat::R32Uint,
-        Kernel::DepthwiseConv2d | Kernel::PointwiseConv2d | Kernel::GlobalAvgPool => wgpu::TextureFormat::Rgba32Uint,
+        Kernel::DepthwiseConv2d | Kernel::PointwiseConv2d | Kernel::GlobalAvgPool | Kernel::Add => {
+            wgpu::TextureFormat::Rgba32Uint
+        }
     }
 }
 
@@ -154,6 +162,7 @@ pub(crate) fn setup(layer: &QLayer, batch: usize) -> Result<LayerSetup> {
         Kernel::DepthwiseConv2d => depthwise_conv2d::setup(layer),
         Kernel::PointwiseConv2d => pointwise_conv2d::setup(layer, batch),
         Kernel::GlobalAvgPool => global_avg_pool::setup(layer),
+        Kernel::Add => add::setup(layer),
     }
 }
 
@@ -216,7 +225,7 @@ fn layout_entry(binding: u32, kind: Binding, weights_sint: bool) -> wgpu::BindGr
     };
     let ty = match kind {
         Binding::Params => buffer(wgpu::BufferBindingType::Uniform),
-        Binding::Input => texture(wgpu::TextureSampleType::Uint),
+        Binding::Input | Binding::SecondInput => texture(wgpu::TextureSampleType::Uint),
         Binding::Weights if weights_sint => texture(wgpu::TextureSampleType::Sint),
         Binding::Weights => texture(wgpu::TextureSampleType::Uint),
         Binding::Channels => texture(wgpu::TextureSampleType::Sint),

@@ -4,6 +4,7 @@ use super::{Plan, Step, Timestamps};
 use crate::gpu::context::GpuContext;
 use crate::gpu::ops::{self, Binding, LayerSetup};
 use crate::gpu::shaders::InnerProduct;
+use crate::model::{last_readers, Source};
 use crate::quant::QuantModel;
 use crate::{Error, Result};
 use wgpu::util::DeviceExt;
@@ -24,15 +25,24 @@ pub(super) async fn plan(ctx: &GpuContext, model: &QuantModel, batch: usize, inn
             ctx.info().name
         )));
     }
-    let mut expected_input = model.input_shape;
-    for layer in &model.layers {
-        if layer.input_shape != expected_input {
-            return Err(ops::unsupported(
-                layer,
-                format!("input {:?} differs from the previous output {expected_input:?}", layer.input_shape),
-            ));
+    let image_format = ops::input_format(model.layers[0].op);
+    for (i, layer) in model.layers.iter().enumerate() {
+        for source in model.inputs_of(i) {
+            let (shape, format) = match source {
+                Source::Image => (model.input_shape, image_format),
+                Source::Layer(j) if j < i => (model.layers[j].output_shape, wgpu::TextureFormat::Rgba32Uint),
+                Source::Layer(j) => return Err(ops::unsupported(layer, format!("reads layer {j}, not an earlier one"))),
+            };
+            if layer.input_shape != shape {
+                return Err(ops::unsupported(
+                    layer,
+                    format!("input {:?} differs from {source:?}'s output {shape:?}", layer.input_shape),
+                ));
+            }
+            if ops::input_format(layer.op) != format {
+                return Err(ops::unsupported(layer, "this op reads only the network's input image"));
+            }
         }
-        expected_input = layer.output_shape;
     }
     let input_zero_point = u8::try_from(model.input.zero_point)
         .map_err(|_| Error::Invalid(format!("input zero point {} is outside [0, 255]", model.input.zero_point)))?;
@@ -40,10 +50,7 @@ pub(super) async fn plan(ctx: &GpuContext, model: &QuantModel, batch: usize, inn
     let limits = ctx.limits();
     let max_dimension = limits.max_compute_workgroups_per_dimension;
     let max_texture = limits.max_texture_dimension_2d as usize;
-    for (i, layer) in model.layers.iter().enumerate() {
-        if i > 0 && ops::input_format(layer.op) != wgpu::TextureFormat::Rgba32Uint {
-            return Err(ops::unsupported(layer, "this op reads only the network's input image"));
-        }
+    for layer in &model.layers {
         let width = ops::activation_texels(layer.output_shape)[0];
         if width > max_texture {
             return Err(ops::unsupported(
@@ -52,8 +59,7 @@ pub(super) async fn plan(ctx: &GpuContext, model: &QuantModel, batch: usize, inn
             ));
         }
     }
-    let input_format = ops::input_format(model.layers[0].op);
-    let input_texel_channels = if input_format == wgpu::TextureFormat::R32Uint { 4 } else { 16 };
+    let input_texel_channels = if image_format == wgpu::TextureFormat::R32Uint { 4 } else { 16 };
     let input_width = model.input_shape.w * model.input_shape.c.div_ceil(input_texel_channels);
     if input_width > max_texture {
         return Err(Error::UnsupportedShape {
@@ -129,15 +135,23 @@ pub(super) fn build(
             wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_SRC,
         )
     };
-    let activations = [activation("activations A"), activation("activations B")];
+    let (slots, textures) = activation_slots(model);
+    let activations: Vec<wgpu::Texture> = (0..textures).map(|k| activation(&format!("activations {k}"))).collect();
     let input_view = input.create_view(&Default::default());
-    let activation_views = activations.each_ref().map(|t| t.create_view(&Default::default()));
+    let activation_views: Vec<_> = activations.iter().map(|t| t.create_view(&Default::default())).collect();
 
     let mut steps = Vec::with_capacity(setups.len());
     for (i, (layer, setup)) in model.layers.iter().zip(setups).enumerate() {
         let (layout, pipeline) = ctx.pipeline(setup.pipeline_key(inner), || ops::pipeline(device, &setup, inner));
-        let output = i % 2;
-        let layer_input = if i == 0 { &input_view } else { &activation_views[1 - output] };
+        let output = slots[i];
+        let views: Vec<&wgpu::TextureView> = model
+            .inputs_of(i)
+            .iter()
+            .map(|&source| match source {
+                Source::Image => &input_view,
+                Source::Layer(j) => &activation_views[slots[j]],
+            })
+            .collect();
         let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(&format!("{} params", layer.name)),
             contents: &setup.params,
@@ -178,7 +192,8 @@ pub(super) fn build(
                 binding: binding as u32,
                 resource: match kind {
                     Binding::Params => params.as_entire_binding(),
-                    Binding::Input => wgpu::BindingResource::TextureView(layer_input),
+                    Binding::Input => wgpu::BindingResource::TextureView(views[0]),
+                    Binding::SecondInput => wgpu::BindingResource::TextureView(views[1]),
                     Binding::Output => wgpu::BindingResource::TextureView(&activation_views[output]),
                     Binding::Weights => wgpu::BindingResource::TextureView(&constants.as_ref().expect("weights")[0]),
                     Binding::Channels => wgpu::BindingResource::TextureView(&constants.as_ref().expect("weights")[1]),
@@ -241,6 +256,35 @@ pub(super) fn build(
         all_layers_staging: None,
         timestamps,
     }
+}
+
+/// Per layer, the activation texture it writes, and how many textures there are. A tensor lives from its layer
+/// until its last reader has run; then its texture is free for the next layer that needs one. A layer never
+/// writes a texture it reads (its output is placed before its inputs are released). A chain ping-pongs between
+/// two textures; MobileNetV2 keeps a block's input alive across the block, three.
+pub(super) fn activation_slots(model: &QuantModel) -> (Vec<usize>, usize) {
+    let layers = model.layers.len();
+    let last = last_readers(layers, |i| model.inputs_of(i));
+    let (mut slots, mut free, mut textures) = (Vec::with_capacity(layers), Vec::new(), 0);
+    for i in 0..layers {
+        let slot = free.pop().unwrap_or_else(|| {
+            textures += 1;
+            textures - 1
+        });
+        slots.push(slot);
+        for source in model.inputs_of(i) {
+            if let Source::Layer(j) = source {
+                if last[j + 1] == Some(i) && !free.contains(&slots[j]) {
+                    free.push(slots[j]);
+                }
+            }
+        }
+        // Nothing reads it (the logits): it is copied out in the same encoder before any later pass writes.
+        if last[i + 1].is_none() {
+            free.push(slot);
+        }
+    }
+    (slots, textures)
 }
 
 fn texture(

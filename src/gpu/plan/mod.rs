@@ -1,7 +1,8 @@
 //! The execution plan: built once per [`QuantModel`] and batch size, run many times. It holds one pipeline per
 //! op kernel, every layer's params buffer, constant textures (packed weights, per-channel constants) and bind group,
-//! and three activation textures reused by lifetime: the packed input, then two that the layers ping-pong between
-//! (rgba32uint, 16 channels a texel, so no layer reads a storage buffer). A run uploads a chunk of images in one
+//! and activation textures reused by lifetime: the packed input, then as many as the graph keeps alive at once
+//! (two for a chain, which ping-pongs; three for MobileNetV2's residual blocks), rgba32uint, 16 channels a texel,
+//! so no layer reads a storage buffer. A run uploads a chunk of images in one
 //! write, records every layer into one command encoder (one compute pass per layer, so timestamps can bracket
 //! it), submits once, and copies back the logits or every layer's output texture. Building is in [`build`],
 //! recording in [`record`], unpacking what comes back in [`readback`].
@@ -89,9 +90,9 @@ pub struct Plan {
     input: wgpu::Texture,
     /// Channels of one `input` texel: 4 (r32uint) or 16 (rgba32uint).
     input_texel_channels: usize,
-    /// Layer i writes `activations[i % 2]` and reads the other (layer 0 reads `input`); rgba32uint, each
+    /// The textures layers write, assigned by lifetime ([`build::activation_slots`]); rgba32uint, each
     /// [`super::ops::activation_texels`] with images stacked in y, sized for the largest layer output.
-    activations: [wgpu::Texture; 2],
+    activations: Vec<wgpu::Texture>,
     logits_staging: wgpu::Buffer,
     /// Every layer's output for `batch` images, layer after layer; made on the first [`Readback::AllLayers`] run.
     all_layers_staging: Option<wgpu::Buffer>,
