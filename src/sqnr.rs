@@ -6,7 +6,7 @@
 //!   creates the loss.
 
 use crate::cpu_ref;
-use crate::model::Model;
+use crate::model::{Model, Source};
 use crate::quant::{QLayer, QuantModel, QuantParams};
 use serde::Serialize;
 
@@ -34,8 +34,19 @@ pub fn powers(float: &[f32], quantized: &[u8], params: QuantParams) -> (f64, f64
 /// the layer's input parameters, then the integer layer. Fed the dequantized output of the quantized model's
 /// previous layer, it gives that model's own bytes (tests/weight_bits.rs).
 pub fn run_layer_alone(layer: &QLayer, float_input: &[f32]) -> Vec<u8> {
-    let quantized_input: Vec<u8> = float_input.iter().map(|&x| layer.input.quantize(x)).collect();
-    cpu_ref::run_layer_u8(layer, &quantized_input)
+    run_node_alone(layer, &[float_input])
+}
+
+/// [`run_layer_alone`] for a layer of any arity: each float input quantized with that operand's parameters
+/// ([`QLayer::input_params`]).
+pub fn run_node_alone(layer: &QLayer, float_inputs: &[&[f32]]) -> Vec<u8> {
+    let quantized: Vec<Vec<u8>> = float_inputs
+        .iter()
+        .zip(layer.input_params())
+        .map(|(input, params)| input.iter().map(|&x| params.quantize(x)).collect())
+        .collect();
+    let inputs: Vec<&[u8]> = quantized.iter().map(Vec::as_slice).collect();
+    cpu_ref::run_node_u8(layer, &inputs)
 }
 
 /// Per-layer SQNR of one image: (accumulated, local) in dB.
@@ -55,8 +66,15 @@ pub fn outputs_sqnr(
 ) -> Vec<(f64, f64)> {
     let mut result = Vec::with_capacity(float_outputs.len());
     for (i, layer) in quant_model.layers.iter().enumerate() {
-        let float_input = if i == 0 { image } else { &float_outputs[i - 1] };
-        let local_output = run_layer_alone(layer, float_input);
+        let float_inputs: Vec<&[f32]> = quant_model
+            .inputs_of(i)
+            .iter()
+            .map(|&source| match source {
+                Source::Image => image,
+                Source::Layer(j) => &float_outputs[j],
+            })
+            .collect();
+        let local_output = run_node_alone(layer, &float_inputs);
         let (signal, noise) = powers(&float_outputs[i], &quant_outputs[i], layer.output);
         let (local_signal, local_noise) = powers(&float_outputs[i], &local_output, layer.output);
         result.push((sqnr_db(signal, noise), sqnr_db(local_signal, local_noise)));

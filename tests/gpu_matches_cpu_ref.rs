@@ -9,8 +9,8 @@ mod common;
 use mnq_gpu::cpu_ref;
 use mnq_gpu::gpu::{GpuContext, InnerProduct, Plan, Readback};
 use mnq_gpu::model::synthetic::mobilenet_v1;
-use mnq_gpu::model::{Op, Shape};
-use mnq_gpu::quant::{PoolRounding, QLayer, QuantParams, Requant};
+use mnq_gpu::model::{Op, Shape, Source};
+use mnq_gpu::quant::{PoolRounding, QLayer, QuantModel, QuantParams, Requant};
 use std::collections::HashSet;
 
 const SEED: u64 = 0x6d6e_7167;
@@ -179,6 +179,65 @@ fn whole_network_matches_cpu_ref_at_every_layer() {
             }
         }
     }
+}
+
+/// The residual shapes of MobileNetV2 1.0 × 224 (each block whose input and output agree), with one odd size.
+const RESIDUAL_SHAPES: [(usize, usize, usize); 6] =
+    [(56, 56, 24), (28, 28, 32), (14, 14, 64), (14, 14, 96), (7, 7, 160), (9, 5, 20)];
+
+/// A residual block in small: a depthwise convolution of the image (A), a 1×1 convolution of A (B), then
+/// ADD(B, A), so A lives across B and the plan needs a third texture. Seeded random layers.
+fn residual_block(shape: Shape, seed: u64) -> QuantModel {
+    let input = QuantParams { scale: 0.02, zero_point: 131 };
+    let depthwise = Op::DepthwiseConv2d { stride: 1, padding: Default::default() };
+    let a = common::random_layer("block_input", depthwise, shape, shape, input, seed);
+    let b = common::random_layer("project", Op::PointwiseConv2d, shape, shape, a.output, seed + 1);
+    let mut add = common::random_add_layer("add", shape, b.output, a.output, seed + 2);
+    add.inputs = vec![Source::Layer(1), Source::Layer(0)];
+    QuantModel {
+        name: "residual_block".into(),
+        scheme: "random".into(),
+        input_shape: shape,
+        input,
+        layers: vec![a, b, add],
+        synthetic: true,
+        input_rounding: Default::default(),
+    }
+}
+
+#[test]
+fn add_matches_cpu_ref_in_a_residual_block_at_every_v2_shape() {
+    let Some(gpu) = common::gpu_or_skip() else {
+        return;
+    };
+    for (i, &(h, w, c)) in RESIDUAL_SHAPES.iter().enumerate() {
+        let shape = Shape::new(h, w, c);
+        let block = residual_block(shape, SEED + 10 * i as u64);
+        let images: Vec<Vec<u8>> = (0..2).map(|k| common::random_u8(shape.len(), SEED + 100 + k)).collect();
+        let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
+        for mode in [Requant::Double, Requant::Single] {
+            let quant = block.clone().with_requant(mode);
+            let mut plan = Plan::new(&gpu, &quant, 2, InnerProduct::FASTEST).expect("plan");
+            let outputs = plan.run(&gpu, &inputs, Readback::AllLayers).expect("run");
+            for (image, (input, actual)) in images.iter().zip(&outputs).enumerate() {
+                let expected = cpu_ref::run_u8(&quant, input);
+                for ((layer, expected), actual) in quant.layers.iter().zip(&expected).zip(actual) {
+                    let what = format!("{shape:?} image {image}, {} ({mode})", layer.name);
+                    common::assert_bit_exact(&what, layer.output_shape, expected, actual);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn add_under_fp32_is_refused_with_the_reason() {
+    let Some(gpu) = common::gpu_or_skip() else {
+        return;
+    };
+    let quant = residual_block(Shape::new(7, 7, 16), SEED).with_requant(Requant::Fp32);
+    let error = Plan::new(&gpu, &quant, 1, InnerProduct::FASTEST).err().expect("fp32 ADD is refused");
+    assert!(error.to_string().contains("XNNPACK's ADD arithmetic"), "{error}");
 }
 
 #[test]

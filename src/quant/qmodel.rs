@@ -141,6 +141,11 @@ impl PoolRounding {
 }
 
 impl QLayer {
+    /// The quantization of each operand, in the op's order: the input's, and ADD's second input's.
+    pub fn input_params(&self) -> Vec<QuantParams> {
+        std::iter::once(self.input).chain(self.add.map(|add| add.second_input)).collect()
+    }
+
     /// Channel `c`'s float32 requantization scale, used by [`Requant::Fp32`] ([`fixed_point::fp32_scale`]).
     pub fn fp32_scale(&self, c: usize) -> f32 {
         fixed_point::fp32_scale(self.input.scale, self.weight_scales[c], self.output.scale)

@@ -2,7 +2,7 @@
 //! cross-layer equalization and the study's architecture changes. Each returns a new float [`Model`]; the exact
 //! ones (folding, zero-variance fix, equalization) compute the same function as their input.
 
-use crate::model::{Activation, Layer, Model, Op};
+use crate::model::{Activation, Layer, Model, Op, Source};
 
 /// A BatchNorm channel whose moving variance is below this saw a constant during training (MobileNetV1's dead
 /// channels have variance ≈ 4e-35; the smallest live one in the 0.75 model is 1.4e-4, epsilon is 1e-3).
@@ -124,8 +124,15 @@ pub fn equalize(model: &Model) -> Model {
     let mut equalized = model.clone();
     let convs: Vec<usize> =
         (0..equalized.layers.len()).filter(|&i| equalized.layers[i].op.is_feature_convolution()).collect();
+    // Only a pair where the second convolution is the first's one reader: rescaling an output that a residual ADD
+    // also reads (MobileNetV2) would change the sum.
+    let readers: Vec<Vec<Source>> = (0..model.layers.len()).map(|i| model.inputs_of(i)).collect();
+    let sole_reader = |first: usize, second: usize| {
+        readers[second] == [Source::Layer(first)]
+            && readers.iter().filter(|sources| sources.contains(&Source::Layer(first))).count() == 1
+    };
     for _ in 0..EQUALIZATION_SWEEPS {
-        for pair in convs.windows(2).filter(|p| p[1] == p[0] + 1) {
+        for pair in convs.windows(2).filter(|p| p[1] == p[0] + 1 && sole_reader(p[0], p[1])) {
             let (head, tail) = equalized.layers.split_at_mut(pair[1]);
             let (first, second) = (&mut head[pair[0]], &mut tail[0]);
             let channels = first.output_shape.c;

@@ -142,6 +142,13 @@ pub fn measure(
     if list.images.is_empty() {
         return Err(Error::Invalid(format!("{}: no images to measure", list.path.display())));
     }
+    if !float.is_chain() {
+        return Err(Error::Invalid(format!(
+            "{}: sensitivity runs each layer alone through the rest of a chain (MobileNetV1); this model is a graph \
+             with residual ADDs",
+            float.name
+        )));
+    }
     let calibrated = Calibrated::new(float, setup, calibration, progress)?;
     let eight = calibrated.quantize(&setup.base)?;
     let all_bits_scheme = assignment_scheme(&setup.base, setup.bits, &[]);

@@ -8,6 +8,7 @@ pub const UINT8: i8 = 3;
 pub const INT8: i8 = 9;
 
 /// BuiltinOperator, for the operators mnq-gpu reads and writes.
+pub const ADD: i32 = 0;
 pub const AVERAGE_POOL_2D: i32 = 1;
 pub const CONV_2D: i32 = 3;
 pub const DEPTHWISE_CONV_2D: i32 = 4;

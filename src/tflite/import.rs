@@ -1,6 +1,6 @@
-//! Import of a TFLite flatbuffer holding MobileNetV1: a chain of CONV_2D, DEPTHWISE_CONV_2D (depth multiplier 1),
-//! AVERAGE_POOL_2D over the whole image, RESHAPE and SOFTMAX, with fused RELU6, RELU or no activation and SAME or
-//! VALID padding, in one of TFLite's two integer conventions:
+//! Import of a TFLite flatbuffer holding MobileNetV1 or V2: a graph of CONV_2D, DEPTHWISE_CONV_2D (depth multiplier
+//! 1), ADD (V2's residual connections), AVERAGE_POOL_2D over the whole image, RESHAPE and SOFTMAX, with fused RELU6,
+//! RELU or no activation and SAME or VALID padding, in one of TFLite's two integer conventions:
 //!
 //! - uint8, per-tensor asymmetric weights and activations (Google's quantization-aware-trained MobileNets);
 //! - int8, per-channel symmetric weights (zero point 0) and per-tensor asymmetric activations (what today's
@@ -15,10 +15,13 @@ use super::codes;
 use super::metadata::{self, Metadata};
 use super::schema_generated::tflite as fb;
 use crate::error::{Error, Result};
-use crate::model::{Activation, InputRange, Layer, Model, Op, Padding, Shape};
+use crate::model::{Activation, InputRange, Layer, Model, Op, Padding, Shape, Source};
 use crate::quant::fixed_point::{effective_scale, quantize_multiplier, ScaleProduct};
 use crate::quant::weights::BIAS_LIMIT;
-use crate::quant::{shape_in_bounds, PoolRounding, QLayer, QuantModel, QuantParams, Requant, MAX_CHANNELS, MAX_SIDE};
+use crate::quant::{
+    shape_in_bounds, AddStage, PoolRounding, QLayer, QuantModel, QuantParams, Requant, MAX_CHANNELS, MAX_SIDE,
+};
+use std::collections::HashMap;
 use planus::ReadAsRoot;
 use std::path::{Path, PathBuf};
 
@@ -128,10 +131,12 @@ impl Quantized<'_> {
     }
 }
 
-/// The activation being chained from operator to operator.
+/// An activation tensor computed so far: the graph's input or a layer's output (a RESHAPE's output is its
+/// input's bytes, so it maps to the same source).
 #[derive(Clone, Copy)]
 struct Current {
     tensor: usize,
+    source: Source,
     shape: Shape,
     params: QuantParams,
 }
@@ -270,7 +275,10 @@ impl File<'_> {
                 input_shape.c
             )));
         }
-        let mut current = Current { tensor: input.index, shape: input_shape, params: input_params };
+        let mut current =
+            Current { tensor: input.index, source: Source::Image, shape: input_shape, params: input_params };
+        // Every activation computed so far, by tensor index in the file.
+        let mut computed: HashMap<usize, Current> = HashMap::from([(input.index, current)]);
         let mut layers = Vec::new();
         let mut float_layers = Vec::new();
         let mut tensors = Vec::new();
@@ -291,22 +299,36 @@ impl File<'_> {
             let (Some(&first), &[out]) = (op_inputs.first(), op_outputs) else {
                 return Err(self.error(format!("{context}: needs an input and exactly one output")));
             };
-            if usize::try_from(first).ok() != Some(current.tensor) {
-                return Err(self.error(format!(
-                    "{context}: its input is tensor {first}, not the previous operator's output {} (mnq-gpu runs a \
-                     chain of operators)",
-                    current.tensor
-                )));
-            }
+            let activation_input = |index: i32| {
+                usize::try_from(index).ok().and_then(|i| computed.get(&i).copied()).ok_or_else(|| {
+                    self.error(format!(
+                        "{context}: its input is tensor {index}, which neither the graph's input nor an earlier \
+                         operator computes"
+                    ))
+                })
+            };
+            let input_activation = activation_input(first)?;
             let output = self.tensor(out, &format!("{context}'s output"))?;
             let (output_shape, output_params) = self.activation(&output, element_type)?;
-            let step =
-                Step { context: &context, operator, inputs: op_inputs, input: current, output_shape, output_params };
+            let step = Step {
+                context: &context,
+                operator,
+                inputs: op_inputs,
+                input: input_activation,
+                output_shape,
+                output_params,
+            };
             let layer = match code {
                 codes::CONV_2D | codes::DEPTHWISE_CONV_2D => {
                     Some(self.convolution(&step, code == codes::DEPTHWISE_CONV_2D, element_type, &mut namer)?)
                 }
                 codes::AVERAGE_POOL_2D => Some(self.average_pool(&step, element_type, &mut namer)?),
+                codes::ADD => {
+                    let &[_, second] = op_inputs else {
+                        return Err(self.error(format!("{context}: has {} inputs, ADD needs 2", op_inputs.len())));
+                    };
+                    Some(self.add(&step, activation_input(second)?, &mut namer)?)
+                }
                 codes::RESHAPE => {
                     self.reshape(&step)?;
                     None
@@ -318,12 +340,22 @@ impl File<'_> {
                 }
                 _ => {
                     return Err(self.error(format!(
-                        "{context} is not supported: mnq-gpu imports CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, \
-                         RESHAPE and SOFTMAX"
+                        "{context} is not supported: mnq-gpu imports CONV_2D, DEPTHWISE_CONV_2D, ADD, \
+                         AVERAGE_POOL_2D, RESHAPE and SOFTMAX"
                     )))
                 }
             };
-            if let Some((qlayer, layer)) = layer {
+            let mut source = input_activation.source;
+            if let Some((mut qlayer, mut layer)) = layer {
+                // A layer that reads the one before it keeps the chain's empty input list.
+                let index = layers.len();
+                if qlayer.inputs.is_empty() && input_activation.source != Source::previous(index) {
+                    qlayer.inputs = vec![input_activation.source];
+                }
+                if qlayer.inputs == [Source::previous(index)] {
+                    qlayer.inputs.clear();
+                }
+                layer.inputs.clone_from(&qlayer.inputs);
                 weight_bytes += qlayer.weights.len();
                 if weight_bytes > self.bytes.len() {
                     return Err(self.error(format!(
@@ -332,11 +364,13 @@ impl File<'_> {
                         self.bytes.len()
                     )));
                 }
+                source = Source::Layer(index);
                 layers.push(qlayer);
                 float_layers.push(layer);
                 tensors.push(output.index);
             }
-            current = Current { tensor: output.index, shape: output_shape, params: output_params };
+            current = Current { tensor: output.index, source, shape: output_shape, params: output_params };
+            computed.insert(output.index, current);
         }
         if usize::try_from(output).ok() != Some(current.tensor) {
             return Err(self.error(format!(
@@ -362,7 +396,7 @@ impl File<'_> {
             synthetic: false,
             input_rounding: Default::default(),
         };
-        model.validate().map_err(|reason| self.error(format!("not a MobileNetV1 the engine runs: {reason}")))?;
+        model.validate().map_err(|reason| self.error(format!("not a network the engine runs: {reason}")))?;
         let classes = model.classes();
         let mut float = Model {
             name: name.to_string(),
@@ -689,6 +723,61 @@ impl File<'_> {
             bias: None,
             batch_norm: None,
             activation: Activation::None,
+            clip_max: None,
+        };
+        Ok((qlayer, float))
+    }
+
+    /// ADD of the step's input and `second`, both [1, h, w, c] of the output's shape, with a fused activation.
+    fn add(&self, step: &Step, second: Current, namer: &mut LayerNamer) -> Result<(QLayer, Layer)> {
+        let fail = |reason: String| self.error(format!("{}: {reason}", step.context));
+        let (first, shape) = (step.input, step.output_shape);
+        if first.shape != shape || second.shape != shape {
+            return Err(fail(format!(
+                "adds {:?} and {:?} into {shape:?}: mnq-gpu adds tensors of one shape (no broadcasting)",
+                first.shape, second.shape
+            )));
+        }
+        let Some(fb::BuiltinOptions::AddOptions(options)) = &step.operator.builtin_options else {
+            return Err(fail("missing or mismatched builtin options".into()));
+        };
+        let activation = options.fused_activation_function;
+        let (act_min, act_max, float_activation) = activation_clamp(activation, step.output_params)
+            .ok_or_else(|| fail(format!("fused activation {} is not supported", codes::activation_name(activation))))?;
+        let add = AddStage::tflite(first.params, second.params, step.output_params)
+            .ok_or_else(|| fail("the scales of its inputs and output give no multiplier below one".into()))?;
+        let name = namer.name(Op::Add);
+        let inputs = vec![first.source, second.source];
+        let qlayer = QLayer {
+            name: name.clone(),
+            op: Op::Add,
+            inputs: inputs.clone(),
+            add: Some(add),
+            input_shape: shape,
+            output_shape: shape,
+            input: first.params,
+            output: step.output_params,
+            weights: Vec::new(),
+            weight_scales: Vec::new(),
+            weight_zero_points: Vec::new(),
+            bias: Vec::new(),
+            multipliers: Vec::new(),
+            shifts: Vec::new(),
+            act_min,
+            act_max: vec![act_max; shape.c],
+            requant: Requant::Double,
+            pool: PoolRounding::HalfUp,
+        };
+        let float = Layer {
+            name,
+            op: Op::Add,
+            inputs,
+            input_shape: shape,
+            output_shape: shape,
+            kernel: Vec::new(),
+            bias: None,
+            batch_norm: None,
+            activation: float_activation,
             clip_max: None,
         };
         Ok((qlayer, float))

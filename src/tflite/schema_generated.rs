@@ -3931,12 +3931,15 @@ mod root {
         /// Generated from these locations:
         /// * Table `AddOptions` in the file `src/tflite/schema.fbs:86`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
-        pub struct AddOptions {}
+        pub struct AddOptions {
+            /// The field `fused_activation_function` in the table `AddOptions`
+            pub fused_activation_function: i8,
+        }
 
         #[allow(clippy::derivable_impls)]
         impl ::core::default::Default for AddOptions {
             fn default() -> Self {
-                Self {}
+                Self { fused_activation_function: 0 }
             }
         }
 
@@ -3948,10 +3951,25 @@ mod root {
             }
 
             #[allow(clippy::too_many_arguments)]
-            pub fn create(builder: &mut ::planus::Builder) -> ::planus::Offset<Self> {
-                let table_writer: ::planus::table_writer::TableWriter<4> = ::core::default::Default::default();
+            pub fn create(
+                builder: &mut ::planus::Builder,
+                field_fused_activation_function: impl ::planus::WriteAsDefault<i8, i8>,
+            ) -> ::planus::Offset<Self> {
+                let prepared_fused_activation_function = field_fused_activation_function.prepare(builder, &0);
+
+                let mut table_writer: ::planus::table_writer::TableWriter<6> = ::core::default::Default::default();
+                if prepared_fused_activation_function.is_some() {
+                    table_writer.write_entry::<i8>(0);
+                }
+
                 unsafe {
-                    table_writer.finish(builder, |_table_writer| {});
+                    table_writer.finish(builder, |object_writer| {
+                        if let ::core::option::Option::Some(prepared_fused_activation_function) =
+                            prepared_fused_activation_function
+                        {
+                            object_writer.write::<_, _, 1>(&prepared_fused_activation_function);
+                        }
+                    });
                 }
                 builder.current_offset()
             }
@@ -3978,7 +3996,7 @@ mod root {
         impl ::planus::WriteAsOffset<AddOptions> for AddOptions {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<AddOptions> {
-                AddOptions::create(builder)
+                AddOptions::create(builder, self.fused_activation_function)
             }
         }
 
@@ -3990,6 +4008,25 @@ mod root {
         pub struct AddOptionsBuilder<State>(State);
 
         impl AddOptionsBuilder<()> {
+            /// Setter for the [`fused_activation_function` field](AddOptions#structfield.fused_activation_function).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn fused_activation_function<T0>(self, value: T0) -> AddOptionsBuilder<(T0,)>
+            where
+                T0: ::planus::WriteAsDefault<i8, i8>,
+            {
+                AddOptionsBuilder((value,))
+            }
+
+            /// Sets the [`fused_activation_function` field](AddOptions#structfield.fused_activation_function) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn fused_activation_function_as_default(self) -> AddOptionsBuilder<(::planus::DefaultValue,)> {
+                self.fused_activation_function(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0> AddOptionsBuilder<(T0,)> {
             /// Finish writing the builder to get an [Offset](::planus::Offset) to a serialized [AddOptions].
             #[inline]
             pub fn finish(self, builder: &mut ::planus::Builder) -> ::planus::Offset<AddOptions>
@@ -4000,7 +4037,9 @@ mod root {
             }
         }
 
-        impl ::planus::WriteAs<::planus::Offset<AddOptions>> for AddOptionsBuilder<()> {
+        impl<T0: ::planus::WriteAsDefault<i8, i8>> ::planus::WriteAs<::planus::Offset<AddOptions>>
+            for AddOptionsBuilder<(T0,)>
+        {
             type Prepared = ::planus::Offset<AddOptions>;
 
             #[inline]
@@ -4009,7 +4048,9 @@ mod root {
             }
         }
 
-        impl ::planus::WriteAsOptional<::planus::Offset<AddOptions>> for AddOptionsBuilder<()> {
+        impl<T0: ::planus::WriteAsDefault<i8, i8>> ::planus::WriteAsOptional<::planus::Offset<AddOptions>>
+            for AddOptionsBuilder<(T0,)>
+        {
             type Prepared = ::planus::Offset<AddOptions>;
 
             #[inline]
@@ -4018,10 +4059,11 @@ mod root {
             }
         }
 
-        impl ::planus::WriteAsOffset<AddOptions> for AddOptionsBuilder<()> {
+        impl<T0: ::planus::WriteAsDefault<i8, i8>> ::planus::WriteAsOffset<AddOptions> for AddOptionsBuilder<(T0,)> {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<AddOptions> {
-                AddOptions::create(builder)
+                let (v0,) = &self.0;
+                AddOptions::create(builder, v0)
             }
         }
 
@@ -4029,12 +4071,18 @@ mod root {
         #[derive(Copy, Clone)]
         pub struct AddOptionsRef<'a>(#[allow(dead_code)] ::planus::table_reader::Table<'a>);
 
-        impl<'a> AddOptionsRef<'a> {}
+        impl<'a> AddOptionsRef<'a> {
+            /// Getter for the [`fused_activation_function` field](AddOptions#structfield.fused_activation_function).
+            #[inline]
+            pub fn fused_activation_function(&self) -> ::planus::Result<i8> {
+                ::core::result::Result::Ok(self.0.access(0, "AddOptions", "fused_activation_function")?.unwrap_or(0))
+            }
+        }
 
         impl<'a> ::core::fmt::Debug for AddOptionsRef<'a> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 let mut f = f.debug_struct("AddOptionsRef");
-
+                f.field("fused_activation_function", &self.fused_activation_function());
                 f.finish()
             }
         }
@@ -4042,8 +4090,11 @@ mod root {
         impl<'a> ::core::convert::TryFrom<AddOptionsRef<'a>> for AddOptions {
             type Error = ::planus::Error;
 
-            fn try_from(_value: AddOptionsRef<'a>) -> ::planus::Result<Self> {
-                ::core::result::Result::Ok(Self {})
+            #[allow(unreachable_code)]
+            fn try_from(value: AddOptionsRef<'a>) -> ::planus::Result<Self> {
+                ::core::result::Result::Ok(Self {
+                    fused_activation_function: ::core::convert::TryInto::try_into(value.fused_activation_function()?)?,
+                })
             }
         }
 
@@ -4109,7 +4160,7 @@ mod root {
         /// The table `L2NormOptions` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `L2NormOptions` in the file `src/tflite/schema.fbs:87`
+        /// * Table `L2NormOptions` in the file `src/tflite/schema.fbs:89`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct L2NormOptions {}
 
@@ -4295,7 +4346,7 @@ mod root {
         /// The table `LocalResponseNormalizationOptions` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `LocalResponseNormalizationOptions` in the file `src/tflite/schema.fbs:88`
+        /// * Table `LocalResponseNormalizationOptions` in the file `src/tflite/schema.fbs:90`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct LocalResponseNormalizationOptions {}
 
@@ -4495,7 +4546,7 @@ mod root {
         /// The table `LSTMOptions` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `LSTMOptions` in the file `src/tflite/schema.fbs:89`
+        /// * Table `LSTMOptions` in the file `src/tflite/schema.fbs:91`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct LstmOptions {}
 
@@ -4681,7 +4732,7 @@ mod root {
         /// The table `ResizeBilinearOptions` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `ResizeBilinearOptions` in the file `src/tflite/schema.fbs:90`
+        /// * Table `ResizeBilinearOptions` in the file `src/tflite/schema.fbs:92`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct ResizeBilinearOptions {}
 
@@ -4867,7 +4918,7 @@ mod root {
         /// The table `CallOptions` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `CallOptions` in the file `src/tflite/schema.fbs:91`
+        /// * Table `CallOptions` in the file `src/tflite/schema.fbs:93`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct CallOptions {}
 
@@ -5053,7 +5104,7 @@ mod root {
         /// The union `BuiltinOptions` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Union `BuiltinOptions` in the file `src/tflite/schema.fbs:93`
+        /// * Union `BuiltinOptions` in the file `src/tflite/schema.fbs:95`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub enum BuiltinOptions {
             /// The variant of type `Conv2DOptions` in the union `BuiltinOptions`
@@ -6023,7 +6074,7 @@ mod root {
         /// The table `OperatorCode` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `OperatorCode` in the file `src/tflite/schema.fbs:113`
+        /// * Table `OperatorCode` in the file `src/tflite/schema.fbs:115`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct OperatorCode {
             /// The field `deprecated_builtin_code` in the table `OperatorCode`
@@ -6401,7 +6452,7 @@ mod root {
         /// The table `Operator` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Operator` in the file `src/tflite/schema.fbs:122`
+        /// * Table `Operator` in the file `src/tflite/schema.fbs:124`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Operator {
             /// The field `opcode_index` in the table `Operator`
@@ -6787,7 +6838,7 @@ mod root {
         /// The table `SubGraph` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `SubGraph` in the file `src/tflite/schema.fbs:131`
+        /// * Table `SubGraph` in the file `src/tflite/schema.fbs:133`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub struct SubGraph {
             /// The field `tensors` in the table `SubGraph`
@@ -7223,7 +7274,7 @@ mod root {
         /// The table `Buffer` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Buffer` in the file `src/tflite/schema.fbs:140`
+        /// * Table `Buffer` in the file `src/tflite/schema.fbs:142`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Buffer {
             /// The field `data` in the table `Buffer`
@@ -7541,7 +7592,7 @@ mod root {
         /// The table `Metadata` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Metadata` in the file `src/tflite/schema.fbs:147`
+        /// * Table `Metadata` in the file `src/tflite/schema.fbs:149`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Metadata {
             /// The field `name` in the table `Metadata`
@@ -7818,7 +7869,7 @@ mod root {
         /// The table `Model` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Model` in the file `src/tflite/schema.fbs:152`
+        /// * Table `Model` in the file `src/tflite/schema.fbs:154`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Model {
             /// The field `version` in the table `Model`
