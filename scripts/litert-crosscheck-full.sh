@@ -6,13 +6,16 @@
 #   2. models mnq-gpu exported (`mnq-gpu export`) on the first EXPORT_IMAGES (default 100):
 #      results/litert_crosscheck_export.json;
 #   3. (issue 11) mnq-gpu's float requantization, `--requant fp32`, on Google's four models against LiteRT's default
-#      path, the XNNPACK delegate, on the first IMAGES: results/litert_crosscheck_fp32.json.
+#      path, the XNNPACK delegate, on the first IMAGES: results/litert_crosscheck_fp32.json;
+#   4. (issue 19) Google's MobileNetV2 QAT uint8 file, a graph with residual ADDs, on the first V2_IMAGES (default
+#      100): results/litert_crosscheck_v2.json (not rendered by `report` yet; docs/mobilenet-v2.md quotes it).
 # Then `cargo run --release -- report` renders them into RESULTS.md (the third in its `requant` section).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 images="${IMAGES:-300}"
 export_images="${EXPORT_IMAGES:-100}"
 export_schemes="${EXPORT_SCHEMES:-tf8,tf8-zero-var,per-channel+sym}"
+v2_images="${V2_IMAGES:-100}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo build --release
 mnq=target/release/mnq-gpu
@@ -32,3 +35,6 @@ trap 'rm -rf "$exported"' EXIT
 
 "$py" scripts/litert_crosscheck.py --mnq "$mnq" --models "$google" --images "$images" --requant fp32 \
     --json results/litert_crosscheck_fp32.json
+
+"$py" scripts/litert_crosscheck.py --mnq "$mnq" --models "$tflite/mobilenet_v2_1.0_224_quant.tflite" \
+    --images "$v2_images" --json results/litert_crosscheck_v2.json

@@ -26,7 +26,8 @@ instead: every layer against AUTO (XNNPACK, one delegate node per operator), the
 measured against AUTO. `single` has no LiteRT kernel to compare with (TFLite built with TFLITE_SINGLE_ROUNDING).
 
 int8 TFLite files: mnq-gpu's u8 values are the int8 values + 128, so LiteRT is fed (u8 - 128) and its int8
-tensors are compared as (int8 + 128).
+tensors are compared as (int8 + 128). A file with a uint8 input and output around int8 activations (TF2's
+converter: QUANTIZE at both ends) is fed the u8 input as it is.
 
 Exit status: 0 when every byte matches the reference (BUILTIN_REF, or AUTO for fp32), 1 when any differs, 2 on a usage error (missing binary,
 model, list, image or package), 3 when mnq-gpu fails or writes a dump this script cannot read.
@@ -116,12 +117,22 @@ class LiteRTModel:
         if self.dtype not in (np.uint8, np.int8):
             raise CheckError(f"{self.path}: input type {self.dtype} is neither uint8 nor int8", EXIT_USAGE)
         self.ops = graph._get_ops_details()
+        # The activations' type: the input's, or what a QUANTIZE right after the input makes it (TF2's converter:
+        # uint8 in, int8 inside, uint8 out).
+        self.activation_dtype = self.dtype
+        if self.ops and self.ops[0]["op_name"] == "QUANTIZE":
+            details = {t["index"]: t for t in graph.get_tensor_details()}
+            self.activation_dtype = np.dtype(details[int(self.ops[0]["outputs"][0])]["dtype"])
         producer = {int(t): op for op in self.ops for t in op["outputs"]}
         self.logits_tensor = self.output_tensor
-        while self.logits_tensor in producer and producer[self.logits_tensor]["op_name"] in ("SOFTMAX", "RESHAPE"):
+        while self.logits_tensor in producer and producer[self.logits_tensor]["op_name"] in (
+            "QUANTIZE",
+            "SOFTMAX",
+            "RESHAPE",
+        ):
             self.logits_tensor = int(producer[self.logits_tensor]["inputs"][0])
         self.activation_tensors = {int(t) for op in self.ops for t in op["outputs"]}
-        pools = [int(op["outputs"][0]) for op in self.ops if op["op_name"] == "AVERAGE_POOL_2D"]
+        pools = [int(op["outputs"][0]) for op in self.ops if op["op_name"] in ("AVERAGE_POOL_2D", "MEAN")]
         self.pool_tensor = pools[0] if pools else None
 
     def interpreter(self, config):
@@ -332,9 +343,9 @@ def compare_dump(dump_dir, models, results, compared_configs, requant):
     except (OSError, ValueError) as error:
         raise CheckError(f"cannot read {manifest_path}: {error}", EXIT_RUN_FAILED) from error
     model = model_for_manifest(manifest, manifest_path, models)
-    if manifest.get("tflite_type", "uint8") != model.dtype.name:
+    if manifest.get("tflite_type", "uint8") != model.activation_dtype.name:
         raise CheckError(f"{manifest_path}: tflite_type {manifest.get('tflite_type')!r}, but {model.path} has "
-                         f"{model.dtype.name} activations", EXIT_RUN_FAILED)
+                         f"{model.activation_dtype.name} activations", EXIT_RUN_FAILED)
     runs = [run for run in manifest["runs"]
             if run.get("scheme", "tflite") == "tflite" and run.get("requant", "double") == requant]
     if not runs:

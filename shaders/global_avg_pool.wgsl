@@ -7,10 +7,12 @@ struct GlobalAvgPoolParams {
     height: u32,
     width: u32,
     groups: u32,
-    // 0 half-up (TFLite uint8), 1 ties-away (TFLite int8), 2 fp32 (ONNX Runtime's QLinearGlobalAveragePool).
+    // 0 half-up (TFLite uint8), 1 ties-away (TFLite int8), 2 fp32 (ONNX Runtime's QLinearGlobalAveragePool),
+    // 3 tflite-mean (LiteRT's int8 MEAN).
     rounding: u32,
-    // fp32: n·z_in (wrapping; QuantModel::validate keeps |Σq − n·z_in| ≤ 255·n < 2^31), z_out, and the float32
-    // scale s_in / (s_out · f32(n)) as (mantissa, exponent) (fixed_point::fp32_parts).
+    // fp32 and tflite-mean: n·z_in (wrapping; QuantModel::validate keeps |Σq − n·z_in| ≤ 255·n < 2^31), z_out;
+    // fp32: the float32 scale s_in / (s_out · f32(n)) as (mantissa, exponent) (fixed_point::fp32_parts);
+    // tflite-mean: the Q31 multiplier and shift with 1/n folded in (fixed_point::mean_multiplier).
     input_offset: u32,
     output_zero_point: i32,
     scale_mantissa: u32,
@@ -37,6 +39,12 @@ fn average(sum: u32, n: u32) -> u32 {
             let acc = bitcast<i32>(sum - params.input_offset);
             let scaled = clamp(scale_fp32(acc, params.scale_mantissa, params.scale_exponent), -256, 511);
             return u32(clamp(scaled + params.output_zero_point, 0, 255));
+        }
+        case 3u: {
+            let acc = bitcast<i32>(sum - params.input_offset);
+            let scaled = multiply_by_quantized_multiplier(acc, bitcast<i32>(params.scale_mantissa),
+                params.scale_exponent);
+            return u32(clamp(clamp(scaled, -256, 511) + params.output_zero_point, 0, 255));
         }
         default: {
             return (sum + n / 2u) / n;

@@ -14,6 +14,8 @@ const CANOE: &str = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.J
 /// Google's 0.25 × 128 QAT file, a small real model (tests/data/README.md).
 const MODEL_0_25: &str = "tests/data/mobilenet_v1_0.25_128_quant.tflite";
 const GRACE_HOPPER: &str = "assets/grace_hopper.jpg";
+/// Google's MobileNetV2 1.0 × 224 QAT uint8 file (../shared only).
+const V2_QAT: &str = "../shared/models/tflite/mobilenet_v2_1.0_224_quant.tflite";
 
 fn mnq_gpu(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mnq-gpu")).args(args).output().expect("the binary runs")
@@ -82,6 +84,25 @@ fn run_check_on_the_gpu_confirms_every_layer_of_a_real_image() {
         assert_eq!(int8["mismatches"].as_array().map(Vec::len), Some(0), "{int8}");
     }
     assert_eq!(json[0]["int8"][1]["top"][0]["class"], 472);
+}
+
+/// Google's MobileNetV2 QAT file, a graph with residual ADDs: every layer on the GPU equals the CPU reference, and
+/// it sees what V1 sees in the photo. `--requant fp32` is refused with the reason (XNNPACK's ADD is not established).
+#[test]
+fn mobilenet_v2_runs_checked_on_the_gpu_and_refuses_fp32_with_the_reason() {
+    if common::gpu_or_skip().is_none() || !common::data_or_skip(&[V2_QAT]) {
+        return;
+    }
+    let output = mnq_gpu(&["run", "--model", V2_QAT, "--check", "--json", GRACE_HOPPER]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let int8 = &json[0]["int8"][0];
+    assert_eq!(int8["device"], "gpu");
+    assert_eq!(int8["mismatches"].as_array().map(Vec::len), Some(0), "{int8}");
+    assert_eq!(int8["top"][0]["name"], "military uniform", "{int8}");
+    let output = mnq_gpu(&["run", "--model", V2_QAT, "--requant", "fp32", GRACE_HOPPER]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("XNNPACK's ADD arithmetic"), "{}", stderr(&output));
 }
 
 /// Every scheme under every requantization mode, each checked on the GPU; the modes round some bytes

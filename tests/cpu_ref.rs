@@ -1,15 +1,15 @@
-//! The CPU reference: each op on a tiny case worked out by hand, the nudged quantization parameters of known
+//! The CPU reference: each op (ADD too) on a tiny case worked out by hand, the nudged quantization parameters of known
 //! ranges, the quantized-model file, and float accuracy on real images.
 
 mod common;
 
 use mnq_gpu::cpu_ref::{
-    conv2d_f32, conv2d_u8, depthwise_conv2d_u8, global_avg_pool_u8, pointwise_conv2d_u8, run_f32, run_u8,
+    self, conv2d_f32, conv2d_u8, depthwise_conv2d_u8, global_avg_pool_u8, pointwise_conv2d_u8, run_f32, run_u8,
 };
 use mnq_gpu::labels::{read_list, top_k};
 use mnq_gpu::model::{same_padding, synthetic, Activation, Layer, Op, Padding, Shape};
 use mnq_gpu::preprocess::load_image;
-use mnq_gpu::quant::{self, PoolRounding, QLayer, QuantParams, Requant};
+use mnq_gpu::quant::{self, fixed_point, AddStage, PoolRounding, QLayer, QuantParams, Requant};
 use std::path::Path;
 
 const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
@@ -154,6 +154,32 @@ fn global_avg_pool_u8_fp32_is_onnx_runtimes_qlinear_global_average_pool() {
     assert_eq!(global_avg_pool_u8(&layer, &[10, 0, 11, 0, 12, 0, 12, 0]), vec![5, 0]);
 }
 
+/// LiteRT's int8 MEAN (`reference_ops::QuantizedMeanOrSum`): 1/n folded into the multiplier of s_in/s_out, then
+/// one multiply_by_quantized_multiplier of Σ(q − z_in), whose two roundings move 11.25 to 12 (one exact rounding
+/// would give 11). Worked out by hand: s_in = s_out, n = 4: multiplier 2^30 with shift 1 (×1) becomes 2^30 with
+/// shift −1 (×1/4).
+#[test]
+fn global_avg_pool_u8_tflite_mean_folds_one_over_n_and_rounds_twice() {
+    assert_eq!(fixed_point::mean_multiplier(1 << 30, 1, 4), (1 << 30, -1));
+    // n = 49, s_in/s_out = 1.2333 (TF2's MobileNetV2 pool): ⌊log2 49⌋ = 5 bits at a time.
+    assert_eq!(fixed_point::mean_multiplier(1_324_286_437, 1, 49), (864_840_122, -4));
+    let shape = Shape::new(2, 2, 3);
+    let input = QuantParams { scale: 0.5, zero_point: 20 };
+    let output = QuantParams { scale: 0.5, zero_point: 100 };
+    let layer = QLayer {
+        output,
+        multipliers: vec![1 << 30],
+        shifts: vec![-1],
+        pool: PoolRounding::TfliteMean,
+        ..QLayer::global_avg_pool("mean", shape, input)
+    };
+    // Σ(q − 20) per channel: 47 − 80 = −33 (−8.25: ×½ gives −16.5, gemmlowp's high multiply rounds it toward zero
+    // to −16, ÷2 gives −8), 45 (11.25: 22.5 rounds up to 23, ÷2 = 11.5 rounds away from zero to 12), 4·255 − 80 =
+    // 940 (235, clamped to 255 − 100).
+    let pixels = [10, 30, 255, 11, 31, 255, 12, 32, 255, 14, 32, 255];
+    assert_eq!(global_avg_pool_u8(&layer, &pixels), vec![100 - 8, 100 + 12, 255]);
+}
+
 #[test]
 fn quant_params_are_nudged_like_gemmlowp() {
     let p = QuantParams::from_range(-1.0, 1.0);
@@ -231,4 +257,28 @@ fn float_top1_of_the_0_75_model_on_100_evaluation_images_is_at_least_70_percent(
         })
         .count();
     assert!(correct >= 70, "float top-1 {correct} %");
+}
+
+/// ADD's arithmetic on values worked out by hand: inputs at scales 0.5 and 0.25 (zero points 128 and 100), output
+/// at scale 1 (zero point 10), so the multipliers are exact powers of two and only the last rounding acts. A sum of
+/// ±0.5 pins the rounding: `double` (TFLite's reference) rounds ties away from zero, `single` toward +∞.
+#[test]
+fn add_sums_at_the_output_scale_and_rounds_ties_as_each_mode_does() {
+    let (first, second) = (QuantParams { scale: 0.5, zero_point: 128 }, QuantParams { scale: 0.25, zero_point: 100 });
+    let output = QuantParams { scale: 1.0, zero_point: 10 };
+    let shape = Shape::new(1, 1, 6);
+    let layer = QLayer {
+        input: first,
+        output,
+        add: AddStage::tflite(first, second, output),
+        act_min: 0,
+        act_max: vec![255; shape.c],
+        ..common::random_add_layer("add", shape, first, second, 1)
+    };
+    // 1 + 1, −0.5 − 0.5, −64 − 25 (clamped), 63.5 + 38.75, 0.5 + 0, −0.5 + 0.
+    let a = [130, 127, 0, 255, 129, 127];
+    let b = [104, 98, 0, 255, 100, 100];
+    assert_eq!(cpu_ref::add_u8(&layer, &a, &b), [12, 9, 0, 112, 11, 9]);
+    let single = QLayer { requant: Requant::Single, ..layer };
+    assert_eq!(cpu_ref::add_u8(&single, &a, &b), [12, 9, 0, 112, 11, 10]);
 }

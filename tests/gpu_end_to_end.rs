@@ -1,7 +1,8 @@
-//! The real MobileNetV1 0.75 × 224 (Google's TF.js weights), TF8-quantized on calibration images, and Google's
-//! four uint8 TFLite models, as imported, run on the GPU bit-exactly with the CPU integer reference at every layer,
-//! for both inner-product paths: the built-in model and the 0.25 × 128 fixture on the built-in photo and the
-//! fixture images everywhere, the rest on ImageNet images where ../shared is present.
+//! The real MobileNetV1 0.75 × 224 (Google's TF.js weights), TF8-quantized on calibration images, Google's four
+//! uint8 TFLite models and the two MobileNetV2 files (graphs with residual ADDs), as imported, run on the GPU
+//! bit-exactly with the CPU integer reference at every layer, for both inner-product paths: the built-in model and
+//! the 0.25 × 128 fixture on the built-in photo and the fixture images everywhere, the rest on ImageNet images where
+//! ../shared is present.
 
 mod common;
 
@@ -25,6 +26,8 @@ const GOOGLE_TFLITE: [&str; 4] = [
     "mobilenet_v1_0.5_160_quant.tflite",
     "mobilenet_v1_0.25_128_quant.tflite",
 ];
+/// MobileNetV2 1.0 × 224: Google's QAT uint8 file and TF2's per-channel int8 one (MEAN, QUANTIZE at the edges).
+const V2_TFLITE: [&str; 2] = ["mobilenet_v2_1.0_224_quant.tflite", "tf2_mobilenet_v2_1.0_224_ptq.tflite"];
 /// Images that need no ../shared: the built-in photo and the fixtures (random pixels, CMYK and greyscale JPEGs).
 const FIXTURE_IMAGES: [&str; TEST_IMAGES] = ["assets/grace_hopper.jpg", "tests/data/cmyk.jpg", "tests/data/grey.jpg"];
 
@@ -84,7 +87,7 @@ fn google_tflite_models_match_cpu_ref_at_every_layer() {
     if !common::data_or_skip(&[TFLITE_MODELS, IMAGES]) {
         return;
     }
-    for file in GOOGLE_TFLITE {
+    for file in GOOGLE_TFLITE.iter().chain(&V2_TFLITE) {
         let imported = tflite::load(&Path::new(TFLITE_MODELS).join(file)).expect("import");
         let images: Vec<Vec<u8>> = load_model_inputs("evaluation.txt", TEST_IMAGES, &imported.float)
             .iter()

@@ -113,11 +113,16 @@ fn global_avg_pool_matches_cpu_ref_under_every_pool_rounding() {
         let shape = Shape::new(h, w, c);
         for (j, &(input, output)) in params.iter().enumerate() {
             let data = common::random_u8(shape.len(), SEED + (i * 10 + j) as u64);
-            for pool in [PoolRounding::HalfUp, PoolRounding::TiesAway, PoolRounding::Fp32] {
+            for pool in [PoolRounding::HalfUp, PoolRounding::TiesAway, PoolRounding::Fp32, PoolRounding::TfliteMean] {
                 let name = format!("pool {h}×{w}×{c} ({}, params {j})", pool.name());
                 let layer = match pool {
                     PoolRounding::Fp32 => QLayer::global_avg_pool_fp32(&name, shape, input, output),
-                    _ => QLayer { pool, ..QLayer::global_avg_pool(&name, shape, input) },
+                    PoolRounding::TfliteMean => {
+                        QLayer::global_avg_pool_tflite_mean(&name, shape, input, output).expect("scales in range")
+                    }
+                    PoolRounding::HalfUp | PoolRounding::TiesAway => {
+                        QLayer { pool, ..QLayer::global_avg_pool(&name, shape, input) }
+                    }
                 };
                 let expected = cpu_ref::run_layer_u8(&layer, &data);
                 let actual = common::run_layer_gpu(&gpu, &layer, &data, InnerProduct::FASTEST);

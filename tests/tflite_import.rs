@@ -1,12 +1,13 @@
 //! Import of Google's uint8 TFLite MobileNetV1 files (the built-in 1.0 × 224 in assets/, the 0.25 × 128 fixture in
-//! tests/data/, the other two in ../shared/models/tflite): structure, parameters, the float model they represent,
-//! and clear errors for defective files.
+//! tests/data/, the other two in ../shared/models/tflite) and its MobileNetV2 QAT file (a graph with residual
+//! ADDs): structure, parameters, the float model they represent, and clear errors for defective files.
 
 mod common;
 
 use mnq_gpu::cpu_ref;
-use mnq_gpu::model::{Op, Padding};
+use mnq_gpu::model::{Op, Padding, Source};
 use mnq_gpu::preprocess::load_model_input;
+use mnq_gpu::quant::PoolRounding;
 use mnq_gpu::tflite::{self, ElementType};
 use std::path::{Path, PathBuf};
 
@@ -62,6 +63,75 @@ fn the_1_0_model_classifies_grace_hopper_as_tensorflow_label_image_does() {
     assert_eq!(mnq_gpu::labels::class_name(class), "military uniform");
 }
 
+/// Google's quantization-aware-trained uint8 MobileNetV2 1.0 × 224 (not redistributable: ../shared only).
+const V2_QAT: &str = "../shared/models/tflite/mobilenet_v2_1.0_224_quant.tflite";
+
+#[test]
+fn google_mobilenet_v2_imports_as_a_graph_with_ten_residual_adds() {
+    if !common::data_or_skip(&[V2_QAT]) {
+        return;
+    }
+    let imported = tflite::load(Path::new(V2_QAT)).unwrap();
+    let model = &imported.model;
+    let count = |wanted: fn(&Op) -> bool| model.layers.iter().filter(|l| wanted(&l.op)).count();
+    // conv, 17 inverted-residual blocks (16 with a 1×1 expansion) of depthwise and 1×1 projection, 10 ADDs, the last
+    // 1×1, the pool, the classifier.
+    assert_eq!(model.layers.len(), 64);
+    assert_eq!(count(|op| *op == Op::Add), 10);
+    assert_eq!(count(|op| matches!(op, Op::DepthwiseConv2d { .. })), 17);
+    assert_eq!(count(|op| *op == Op::PointwiseConv2d), 34);
+    assert!(!model.is_chain());
+    for (i, layer) in model.layers.iter().enumerate() {
+        let sources = model.inputs_of(i);
+        if layer.op == Op::Add {
+            // The block's projection (the layer before) and the block's input (before expansion and depthwise).
+            assert_eq!(sources.len(), 2, "{}", layer.name);
+            assert!(
+                sources.contains(&Source::Layer(i - 1)) && sources.contains(&Source::Layer(i - 4)),
+                "{}",
+                layer.name
+            );
+        } else {
+            assert_eq!(sources, [Source::previous(i)], "{}", layer.name);
+        }
+    }
+    assert_eq!(model.classes(), 1001);
+    assert_eq!(imported.tensors.len(), model.layers.len());
+    // The quantized-model file keeps the graph.
+    let bytes = mnq_gpu::quant::file::to_bytes(model).unwrap();
+    let loaded = mnq_gpu::quant::file::from_bytes(&bytes, Path::new("v2.mnq")).unwrap().model;
+    assert_eq!(&loaded, model);
+    // The exporters write chains and say so.
+    let error = tflite::to_bytes(model, &imported.float).unwrap_err().to_string();
+    assert_contains(&error, "residual ADDs");
+    let error = mnq_gpu::onnx::export::qdq_to_bytes(model).unwrap_err().to_string();
+    assert_contains(&error, "residual ADDs");
+}
+
+/// TF2's post-training int8 MobileNetV2 1.0 × 224 (../shared only): uint8 in and out around int8 activations.
+const V2_PTQ: &str = "../shared/models/tflite/tf2_mobilenet_v2_1.0_224_ptq.tflite";
+
+#[test]
+fn tf2_mobilenet_v2_imports_as_int8_with_its_quantize_edges_and_mean() {
+    if !common::data_or_skip(&[V2_PTQ]) {
+        return;
+    }
+    let imported = tflite::load(Path::new(V2_PTQ)).unwrap();
+    let model = &imported.model;
+    // The QUANTIZE from the uint8 input (zero point 127) to int8 (−1) changes no value in the engine's u8.
+    assert_eq!(imported.element_type, ElementType::Int8);
+    assert_eq!((model.input.scale, model.input.zero_point), (2.0 / 255.0, 127));
+    assert_eq!(model.layers.len(), 64);
+    assert_eq!(model.layers.iter().filter(|l| l.op == Op::Add).count(), 10);
+    let pool = &model.layers[62];
+    assert_eq!((pool.op, pool.pool), (Op::GlobalAvgPool, PoolRounding::TfliteMean));
+    assert_ne!(pool.output, pool.input, "MEAN requantizes");
+    // Per-channel weights: one scale per output channel.
+    assert!(model.layers[0].weight_scales.windows(2).any(|w| w[0] != w[1]));
+    assert_eq!(model.layers[63].op, Op::Classifier);
+    assert_eq!(model.classes(), 1001);
+}
+
 /// Google's 0.25 × 128 file, decoded into planus's owned tables, for tests that break one thing in it.
 fn google_0_25() -> (Vec<u8>, tflite::schema::Model) {
     let bytes = std::fs::read(path(FILES[3])).unwrap();
@@ -110,11 +180,11 @@ fn an_empty_a_foreign_or_a_truncated_file_is_a_clear_error_never_a_panic() {
 #[test]
 fn an_unsupported_operator_is_named() {
     let (_, mut model) = google_0_25();
-    // Operator 1 is the first DEPTHWISE_CONV_2D; make its code ADD (0).
+    // Operator 1 is the first DEPTHWISE_CONV_2D; make its code MUL (18).
     let index = model.subgraphs.as_ref().unwrap()[0].operators.as_ref().unwrap()[1].opcode_index as usize;
     let code = &mut model.operator_codes.as_mut().unwrap()[index];
-    (code.builtin_code, code.deprecated_builtin_code) = (0, 0);
-    assert_contains(&import_error(&model), "operator 1 (ADD) is not supported");
+    (code.builtin_code, code.deprecated_builtin_code) = (18, 18);
+    assert_contains(&import_error(&model), "operator 1 (MUL) is not supported");
 }
 
 #[test]
@@ -147,14 +217,25 @@ fn a_buffer_index_out_of_range_or_short_data_names_the_tensor() {
     assert_contains(&message, "holds 10 bytes of data");
 }
 
+/// An operator may read any tensor computed before it (the file is a graph), but not one that nothing computes
+/// before it, and its shapes must fit what it reads.
 #[test]
-fn operators_whose_shapes_do_not_chain_are_refused() {
+fn operators_reading_what_nothing_computed_or_of_misfit_shapes_are_refused() {
     let (_, mut model) = google_0_25();
-    // Operator 2 (a pointwise convolution) reads the graph's input instead of operator 1's output.
+    // Operator 2 (a pointwise convolution) reads operator 3's output, which does not exist yet.
+    let graph = &mut model.subgraphs.as_mut().unwrap()[0];
+    let later = graph.operators.as_ref().unwrap()[3].outputs.as_ref().unwrap()[0];
+    graph.operators.as_mut().unwrap()[2].inputs.as_mut().unwrap()[0] = later;
+    let message = import_error(&model);
+    assert_contains(&message, "operator 2 (CONV_2D): its input is tensor");
+    assert_contains(&message, "neither the graph's input nor an earlier operator computes");
+
+    // Operator 2 reads the graph's input: a graph may, but its 1×1 kernel of 8 input channels does not fit RGB.
+    let (_, mut model) = google_0_25();
     let graph = &mut model.subgraphs.as_mut().unwrap()[0];
     let input = graph.inputs.as_ref().unwrap()[0];
     graph.operators.as_mut().unwrap()[2].inputs.as_mut().unwrap()[0] = input;
-    assert_contains(&import_error(&model), "operator 2 (CONV_2D): its input is tensor");
+    assert_contains(&import_error(&model), "operator 2 (CONV_2D): weights");
 
     // A depthwise output shape that does not follow from its input.
     let (_, mut model) = google_0_25();

@@ -1,7 +1,7 @@
 //! Global average pool: [h, w, c] → [1, 1, c].
 
 use crate::model::Layer;
-use crate::quant::fixed_point::requantize_fp32;
+use crate::quant::fixed_point::{multiply_by_quantized_multiplier, requantize_fp32};
 use crate::quant::{PoolRounding, QLayer};
 
 pub fn global_avg_pool_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
@@ -21,7 +21,9 @@ pub fn global_avg_pool_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
 ///   (the mean of values in a range stays in it), so no requantization is needed;
 /// - `ties-away`: TFLite's int8 AveragePool on the int8 values q − 128: s = Σq − 128·n, (s ± n/2) / n truncated
 ///   toward zero, + 128;
-/// - `fp32`: ONNX Runtime's QLinearGlobalAveragePool, requantize_fp32(Σq − n·z_in, s_in / (s_out · f32(n))).
+/// - `fp32`: ONNX Runtime's QLinearGlobalAveragePool, requantize_fp32(Σq − n·z_in, s_in / (s_out · f32(n)));
+/// - `tflite-mean`: LiteRT's int8 MEAN, multiply_by_quantized_multiplier(Σq − n·z_in, M, s) + z_out, clamped, with
+///   1/n folded into M and s (`fixed_point::mean_multiplier`).
 pub fn global_avg_pool_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
     // Overflow budget: Σq ≤ 255·h·w; 255·7·7 = 12,495 here, and i32 holds any h·w ≤ 8.4 million (h, w ≤ 4,096
     // gives h·w ≤ 16.8 million: Σq < 2^32 in u32, and |Σq − n·z| < 2^32 in i64).
@@ -53,6 +55,18 @@ pub fn global_avg_pool_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
                 .map(|&s| {
                     let acc = (i64::from(s) - offset).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
                     requantize_fp32(acc, scale, layer.output.zero_point, 0, 255)
+                })
+                .collect()
+        }
+        PoolRounding::TfliteMean => {
+            let (multiplier, shift) = (layer.multipliers[0], layer.shifts[0]);
+            let offset = i64::from(count) * i64::from(layer.input.zero_point);
+            sum.iter()
+                .map(|&s| {
+                    // |Σq − n·z_in| ≤ 255·n < 2^31 (QuantModel::validate).
+                    let acc = (i64::from(s) - offset) as i32;
+                    let scaled = multiply_by_quantized_multiplier(acc, multiplier, shift);
+                    scaled.saturating_add(layer.output.zero_point).clamp(0, 255) as u8
                 })
                 .collect()
         }

@@ -102,7 +102,11 @@ impl Op {
     /// How many tensors the op reads.
     pub fn arity(&self) -> usize {
         match self {
-            Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::GlobalAvgPool | Op::Classifier => 1,
+            Op::Conv2d { .. }
+            | Op::DepthwiseConv2d { .. }
+            | Op::PointwiseConv2d
+            | Op::GlobalAvgPool
+            | Op::Classifier => 1,
             Op::Add => 2,
         }
     }

@@ -60,7 +60,18 @@ pub fn mobilenet_v1(alpha: f32, input_size: usize, seed: u64) -> Model {
         let bias = (op == Op::Classifier).then(|| (0..out_c).map(|_| rng.random_range(-0.1..0.1)).collect());
         let activation = if is_conv { Activation::Relu6 } else { Activation::None };
         *shape = output_shape;
-        Layer { name, op, inputs: Vec::new(), input_shape, output_shape, kernel, bias, batch_norm, activation, clip_max: None }
+        Layer {
+            name,
+            op,
+            inputs: Vec::new(),
+            input_shape,
+            output_shape,
+            kernel,
+            bias,
+            batch_norm,
+            activation,
+            clip_max: None,
+        }
     };
     let mut channels = scaled_channels(32, alpha);
     layers.push(push("conv1".into(), Op::Conv2d { stride: 2, padding: Padding::Same }, channels, &mut shape, &mut rng));

@@ -50,6 +50,12 @@ pub fn check_qdq(model: &QuantModel) -> Result<()> {
     for layer in &model.layers {
         if layer.op == Op::GlobalAvgPool {
             let positions = layer.input_shape.h * layer.input_shape.w;
+            if layer.pool == PoolRounding::TfliteMean {
+                return Err(refuse(format!(
+                    "layer {}: TFLite's MEAN arithmetic; ORT's QLinearGlobalAveragePool requantizes in float32",
+                    layer.name
+                )));
+            }
             // Over an odd count no exact half arises: (Σq + n/2)/n is then round_half_even(Σq/n), ORT's result.
             if layer.pool != PoolRounding::Fp32 && positions % 2 == 0 {
                 return Err(refuse(format!(

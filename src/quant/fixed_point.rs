@@ -97,6 +97,15 @@ fn frexp(real: f64) -> (f64, i32) {
     (fraction, exponent)
 }
 
+/// LiteRT's multiplier of an int8 MEAN over `n` positions (`reference_ops::QuantizedMeanOrSum`): the multiplier and
+/// shift of s_in/s_out with 1/n folded in, k = min(⌊log2 n⌋, 32, 31 + shift) bits at a time: ⌊multiplier·2^k / n⌋
+/// and shift − k. Σ(q − z_in) times it is the mean at the output scale.
+pub fn mean_multiplier(multiplier: i32, shift: i32, n: usize) -> (i32, i32) {
+    let n = n.max(1) as i64;
+    let k = i64::from(n.ilog2()).min(32).min(31 + i64::from(shift)).max(0);
+    (((i64::from(multiplier) << k) / n) as i32, shift - k as i32)
+}
+
 /// The whole output stage of every integer layer: scale the i32 accumulator to the output scale, add the output
 /// zero point, clamp to [act_min, act_max] (ReLU6 is that clamp in the quantized domain).
 pub fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point: i32, act_min: u8, act_max: u8) -> u8 {

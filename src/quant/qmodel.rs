@@ -124,6 +124,11 @@ pub enum PoolRounding {
     /// n·z_in, scale = s_in / (s_out · f32(n)) in float32, then [`fixed_point::requantize_fp32`] (ties to even,
     /// + z_out, clamp to [0, 255]); the output has its own quantization.
     Fp32,
+    /// TFLite's int8 MEAN over height and width as LiteRT computes it (`reference_ops::QuantizedMeanOrSum`):
+    /// [`multiply_by_quantized_multiplier`](fixed_point::multiply_by_quantized_multiplier)(Σq − n·z_in,
+    /// multipliers[0], shifts[0]) + z_out, clamped, with 1/n folded into the multiplier of s_in/s_out
+    /// ([`fixed_point::mean_multiplier`]); the output has its own quantization.
+    TfliteMean,
 }
 
 impl PoolRounding {
@@ -136,6 +141,7 @@ impl PoolRounding {
             PoolRounding::HalfUp => "half-up",
             PoolRounding::TiesAway => "ties-away",
             PoolRounding::Fp32 => "fp32",
+            PoolRounding::TfliteMean => "tflite-mean",
         }
     }
 }
@@ -206,6 +212,27 @@ impl QLayer {
             requant: Requant::Double,
             pool: PoolRounding::HalfUp,
         }
+    }
+
+    /// LiteRT's int8 MEAN over height and width ([`PoolRounding::TfliteMean`]), from `input` to `output`: the
+    /// multiplier of s_in/s_out (in double, as `PrepareMeanOrSum` forms it) with 1/n folded in
+    /// ([`fixed_point::mean_multiplier`]). None where s_in/s_out is beyond the multiplier's range.
+    pub fn global_avg_pool_tflite_mean(
+        name: &str,
+        input_shape: Shape,
+        input: QuantParams,
+        output: QuantParams,
+    ) -> Option<QLayer> {
+        let real = f64::from(input.scale) / f64::from(output.scale);
+        let (multiplier, shift) = fixed_point::quantize_multiplier(real)?;
+        let (multiplier, shift) = fixed_point::mean_multiplier(multiplier, shift, input_shape.h * input_shape.w);
+        Some(QLayer {
+            output,
+            multipliers: vec![multiplier],
+            shifts: vec![shift],
+            pool: PoolRounding::TfliteMean,
+            ..QLayer::global_avg_pool(name, input_shape, input)
+        })
     }
 
     /// ONNX Runtime's global average pool ([`PoolRounding::Fp32`]), from `input` to `output`.
@@ -361,7 +388,8 @@ impl QuantModel {
             }
             match layer.op {
                 Op::GlobalAvgPool => {
-                    if layer.pool != PoolRounding::Fp32 && layer.output != layer.input {
+                    let requantizes = matches!(layer.pool, PoolRounding::Fp32 | PoolRounding::TfliteMean);
+                    if !requantizes && layer.output != layer.input {
                         return fail(format!(
                             "a {} average pool must keep its input's quantization",
                             layer.pool.name()
@@ -380,6 +408,11 @@ impl QuantModel {
                         if !(layer.output.scale > 0.0 && fixed_point::fp32_parts(scale).is_some()) {
                             return fail(format!("the pool's float32 scale {scale} cannot requantize"));
                         }
+                    }
+                    let mean_stage = (layer.multipliers.as_slice(), layer.shifts.as_slice());
+                    let mean_ok = matches!(mean_stage, (&[m], &[s]) if m >= 0 && (-31..=30).contains(&s));
+                    if (layer.pool == PoolRounding::TfliteMean) != mean_ok {
+                        return fail("a MEAN pool has one multiplier and shift in range, other pools none".into());
                     }
                 }
                 Op::Add => {

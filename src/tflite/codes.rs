@@ -12,6 +12,8 @@ pub const ADD: i32 = 0;
 pub const AVERAGE_POOL_2D: i32 = 1;
 pub const CONV_2D: i32 = 3;
 pub const DEPTHWISE_CONV_2D: i32 = 4;
+pub const MEAN: i32 = 40;
+pub const QUANTIZE: i32 = 114;
 pub const RESHAPE: i32 = 22;
 pub const SOFTMAX: i32 = 25;
 

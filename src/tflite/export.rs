@@ -107,7 +107,9 @@ fn check(model: &QuantModel) -> Result<Checked> {
     }
     model.validate().map_err(|reason| refuse(format!("not a model the engine runs: {reason}")))?;
     if !model.is_chain() {
-        return Err(refuse("it is a layer graph with residual ADDs: the TFLite exporter writes chains (MobileNetV1)".into()));
+        return Err(refuse(
+            "it is a layer graph with residual ADDs: the TFLite exporter writes chains (MobileNetV1)".into(),
+        ));
     }
     if let Some(layer) = model.layers.iter().find(|l| l.requant != Requant::Double) {
         return Err(refuse(format!(
@@ -188,7 +190,11 @@ fn check_pool(layer: &QLayer, element_type: ElementType) -> std::result::Result<
             layer.pool.name(),
             if element_type == ElementType::Uint8 { "uint8" } else { "int8" },
             native.name(),
-            if layer.pool == PoolRounding::Fp32 { " and does not requantize" } else { "" },
+            if matches!(layer.pool, PoolRounding::Fp32 | PoolRounding::TfliteMean) {
+                " and does not requantize (the exporter writes no MEAN)"
+            } else {
+                ""
+            },
         ));
     }
     Ok(codes::NONE)

@@ -1,6 +1,7 @@
 //! Import of a TFLite flatbuffer holding MobileNetV1 or V2: a graph of CONV_2D, DEPTHWISE_CONV_2D (depth multiplier
-//! 1), ADD (V2's residual connections), AVERAGE_POOL_2D over the whole image, RESHAPE and SOFTMAX, with fused RELU6,
-//! RELU or no activation and SAME or VALID padding, in one of TFLite's two integer conventions:
+//! 1), ADD (V2's residual connections), AVERAGE_POOL_2D or MEAN over the whole image, RESHAPE and SOFTMAX, with fused
+//! RELU6, RELU or no activation and SAME or VALID padding, and QUANTIZE between uint8 and int8 at the edges (TF2's
+//! converter), in one of TFLite's two integer conventions:
 //!
 //! - uint8, per-tensor asymmetric weights and activations (Google's quantization-aware-trained MobileNets);
 //! - int8, per-channel symmetric weights (zero point 0) and per-tensor asymmetric activations (what today's
@@ -21,8 +22,8 @@ use crate::quant::weights::BIAS_LIMIT;
 use crate::quant::{
     shape_in_bounds, AddStage, PoolRounding, QLayer, QuantModel, QuantParams, Requant, MAX_CHANNELS, MAX_SIDE,
 };
-use std::collections::HashMap;
 use planus::ReadAsRoot;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// A TFLite file's model, in both forms, and where each layer's output is in the file.
@@ -249,24 +250,8 @@ impl File<'_> {
             )));
         };
         let input = self.tensor(input, "the graph's input")?;
-        let element_type = match input.tensor.type_ {
-            codes::UINT8 => ElementType::Uint8,
-            codes::INT8 => ElementType::Int8,
-            codes::FLOAT32 => {
-                return Err(self.error(format!(
-                    "the input `{}` is FLOAT32: this is a float model; mnq-gpu runs quantized (uint8 or int8) TFLite \
-                     models",
-                    input.name()
-                )))
-            }
-            other => {
-                return Err(self.error(format!(
-                    "the input `{}` is {}; mnq-gpu runs uint8 or int8 models",
-                    input.name(),
-                    codes::tensor_type_name(other)
-                )))
-            }
-        };
+        // The activations' type: the input's, or the type a QUANTIZE right after the input changes it to.
+        let mut element_type = self.element_type(&input, "the input")?;
         let (input_shape, input_params) = self.activation(&input, element_type)?;
         if input_shape.c != 3 {
             return Err(self.error(format!(
@@ -291,14 +276,26 @@ impl File<'_> {
         for (position, operator) in operators.iter().enumerate() {
             let code = self.operator_code(operator, position)?;
             let context = OperatorContext { position, name: codes::operator_name(code) };
-            if finished {
-                return Err(self.error(format!("{context}: operators after the SOFTMAX are not supported")));
-            }
             let op_inputs = operator.inputs.as_deref().unwrap_or_default();
             let op_outputs = operator.outputs.as_deref().unwrap_or_default();
             let (Some(&first), &[out]) = (op_inputs.first(), op_outputs) else {
                 return Err(self.error(format!("{context}: needs an input and exactly one output")));
             };
+            if code == codes::QUANTIZE {
+                let from = usize::try_from(first).ok().and_then(|i| computed.get(&i).copied()).ok_or_else(|| {
+                    self.error(format!("{context}: its input is tensor {first}, which no earlier operator computes"))
+                })?;
+                let (to, to_type) = self.type_change(&context, from, out)?;
+                if from.source == Source::Image && layers.is_empty() {
+                    element_type = to_type;
+                }
+                computed.insert(to.tensor, to);
+                current = to;
+                continue;
+            }
+            if finished {
+                return Err(self.error(format!("{context}: operators after the SOFTMAX are not supported")));
+            }
             let activation_input = |index: i32| {
                 usize::try_from(index).ok().and_then(|i| computed.get(&i).copied()).ok_or_else(|| {
                     self.error(format!(
@@ -323,6 +320,7 @@ impl File<'_> {
                     Some(self.convolution(&step, code == codes::DEPTHWISE_CONV_2D, element_type, &mut namer)?)
                 }
                 codes::AVERAGE_POOL_2D => Some(self.average_pool(&step, element_type, &mut namer)?),
+                codes::MEAN => Some(self.mean(&step, &mut namer)?),
                 codes::ADD => {
                     let &[_, second] = op_inputs else {
                         return Err(self.error(format!("{context}: has {} inputs, ADD needs 2", op_inputs.len())));
@@ -341,7 +339,7 @@ impl File<'_> {
                 _ => {
                     return Err(self.error(format!(
                         "{context} is not supported: mnq-gpu imports CONV_2D, DEPTHWISE_CONV_2D, ADD, \
-                         AVERAGE_POOL_2D, RESHAPE and SOFTMAX"
+                         AVERAGE_POOL_2D, MEAN, RESHAPE, SOFTMAX and QUANTIZE"
                     )))
                 }
             };
@@ -713,6 +711,77 @@ impl File<'_> {
             _ => PoolRounding::HalfUp,
         };
         let qlayer = QLayer { pool, ..QLayer::global_avg_pool(&name, ins, step.input.params) };
+        let float = Layer {
+            name,
+            op: Op::GlobalAvgPool,
+            inputs: Vec::new(),
+            input_shape: ins,
+            output_shape: qlayer.output_shape,
+            kernel: Vec::new(),
+            bias: None,
+            batch_norm: None,
+            activation: Activation::None,
+            clip_max: None,
+        };
+        Ok((qlayer, float))
+    }
+
+    /// The activations' element type of `tensor` (named `role` in errors): uint8 or int8.
+    fn element_type(&self, tensor: &Quantized, role: &str) -> Result<ElementType> {
+        match tensor.tensor.type_ {
+            codes::UINT8 => Ok(ElementType::Uint8),
+            codes::INT8 => Ok(ElementType::Int8),
+            codes::FLOAT32 => Err(self.error(format!(
+                "{role} `{}` is FLOAT32: this is a float model; mnq-gpu runs quantized (uint8 or int8) TFLite models",
+                tensor.name()
+            ))),
+            other => Err(self.error(format!(
+                "{role} `{}` is {}; mnq-gpu runs uint8 or int8 models",
+                tensor.name(),
+                codes::tensor_type_name(other)
+            ))),
+        }
+    }
+
+    /// A QUANTIZE of `from` into tensor `out` that changes only the type, uint8 ↔ int8 with the same scale and the
+    /// zero point moved by 128 (TF2's converter at a model's edges): in the engine's u8 (int8 + 128) every value
+    /// stays, so no layer runs, and `out` is `from` again. Returns it and its type.
+    fn type_change(&self, context: &OperatorContext, from: Current, out: i32) -> Result<(Current, ElementType)> {
+        let output = self.tensor(out, &format!("{context}'s output"))?;
+        let to_type = self.element_type(&output, &format!("{context}'s output"))?;
+        let (shape, params) = self.activation(&output, to_type)?;
+        if shape != from.shape || params != from.params {
+            return Err(self.error(format!(
+                "{context}: a QUANTIZE from {:?} {:?} to {shape:?} {params:?} (in uint8 terms) requantizes; mnq-gpu \
+                 reads QUANTIZE only as a change between uint8 and int8 that keeps every value",
+                from.shape, from.params
+            )));
+        }
+        Ok((Current { tensor: output.index, ..from }, to_type))
+    }
+
+    /// MEAN over height and width (TF2's converter's global pool), with its own output quantization and LiteRT's
+    /// arithmetic ([`PoolRounding::TfliteMean`]).
+    fn mean(&self, step: &Step, namer: &mut LayerNamer) -> Result<(QLayer, Layer)> {
+        let fail = |reason: String| self.error(format!("{}: {reason}", step.context));
+        let (ins, outs) = (step.input.shape, step.output_shape);
+        let &[_, axis_index] = step.inputs else {
+            return Err(fail(format!("has {} inputs, MEAN needs the input and its axes", step.inputs.len())));
+        };
+        let axis = self.tensor(axis_index, &format!("{}'s axes", step.context))?;
+        if axis.tensor.type_ != codes::INT32 || axis.shape() != [2] {
+            return Err(fail("its axes are not a constant INT32 tensor of 2 values".into()));
+        }
+        let axes: Vec<i32> =
+            self.data(&axis, 8)?.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if !(axes == [1, 2] || axes == [2, 1]) || (outs.h, outs.w, outs.c) != (1, 1, ins.c) {
+            return Err(fail(format!(
+                "a mean over axes {axes:?} of {ins:?} → {outs:?}: mnq-gpu runs the mean over height and width"
+            )));
+        }
+        let name = namer.name(Op::GlobalAvgPool);
+        let qlayer = QLayer::global_avg_pool_tflite_mean(&name, ins, step.input.params, step.output_params)
+            .ok_or_else(|| fail("the ratio of its input and output scales is beyond the engine's range".into()))?;
         let float = Layer {
             name,
             op: Op::GlobalAvgPool,

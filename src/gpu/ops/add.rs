@@ -45,7 +45,10 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         return Err(unsupported(layer, "ADD with per-channel clamp bounds"));
     }
     if !(0..=255).contains(&add.second_input.zero_point) {
-        return Err(unsupported(layer, format!("second input zero point {} is outside [0, 255]", add.second_input.zero_point)));
+        return Err(unsupported(
+            layer,
+            format!("second input zero point {} is outside [0, 255]", add.second_input.zero_point),
+        ));
     }
     if !(0..=20).contains(&add.left_shift) {
         return Err(unsupported(layer, format!("left shift {} is outside [0, 20]", add.left_shift)));

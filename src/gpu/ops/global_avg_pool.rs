@@ -14,12 +14,13 @@ pub struct GlobalAvgPoolParams {
     pub height: u32,
     pub width: u32,
     pub groups: u32,
-    /// [`PoolRounding`]: 0 half-up, 1 ties-away, 2 fp32.
+    /// [`PoolRounding`]: 0 half-up, 1 ties-away, 2 fp32, 3 tflite-mean.
     pub rounding: u32,
-    /// fp32: n·z_in, wrapping (the shader subtracts it from Σq in u32).
+    /// fp32 and tflite-mean: n·z_in, wrapping (the shader subtracts it from Σq in u32).
     pub input_offset: u32,
     pub output_zero_point: i32,
-    /// fp32: the float32 scale [`QLayer::pool_scale`] as (mantissa, exponent) ([`fp32_parts`]).
+    /// fp32: the float32 scale [`QLayer::pool_scale`] as (mantissa, exponent) ([`fp32_parts`]); tflite-mean: the
+    /// Q31 multiplier and shift (`QLayer::multipliers[0]`, `shifts[0]`).
     pub scale_mantissa: u32,
     pub scale_exponent: i32,
 }
@@ -38,6 +39,10 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         PoolRounding::Fp32 => fp32_parts(layer.pool_scale()).ok_or_else(|| {
             unsupported(layer, format!("the pool's float32 scale {} is not finite", layer.pool_scale()))
         })?,
+        PoolRounding::TfliteMean => match (layer.multipliers.as_slice(), layer.shifts.as_slice()) {
+            (&[multiplier], &[shift]) if multiplier >= 0 && (-31..=30).contains(&shift) => (multiplier, shift),
+            _ => return Err(unsupported(layer, "a MEAN pool needs one multiplier ≥ 0 and a shift in [−31, 30]")),
+        },
         PoolRounding::HalfUp | PoolRounding::TiesAway => (0, 0),
     };
     let params = GlobalAvgPoolParams {
@@ -48,6 +53,7 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
             PoolRounding::HalfUp => 0,
             PoolRounding::TiesAway => 1,
             PoolRounding::Fp32 => 2,
+            PoolRounding::TfliteMean => 3,
         },
         input_offset: positions.wrapping_mul(layer.input.zero_point as u32),
         output_zero_point: layer.output.zero_point,

@@ -31,7 +31,9 @@ pub(super) async fn plan(ctx: &GpuContext, model: &QuantModel, batch: usize, inn
             let (shape, format) = match source {
                 Source::Image => (model.input_shape, image_format),
                 Source::Layer(j) if j < i => (model.layers[j].output_shape, wgpu::TextureFormat::Rgba32Uint),
-                Source::Layer(j) => return Err(ops::unsupported(layer, format!("reads layer {j}, not an earlier one"))),
+                Source::Layer(j) => {
+                    return Err(ops::unsupported(layer, format!("reads layer {j}, not an earlier one")))
+                }
             };
             if layer.input_shape != shape {
                 return Err(ops::unsupported(
