@@ -9,17 +9,17 @@
 
 use crate::cpu_ref;
 use crate::error::{Error, Result};
-use crate::model::{Model, Op};
+use crate::model::{Activation, Model, Op, Source};
 use crate::quant::fixed_point::ScaleProduct;
 use crate::quant::scheme::{Architecture, RangeMethod, Scheme};
 use crate::quant::weights::{correct_bias, quantize_layer, weight_params};
-use crate::quant::{transform, QLayer, QuantModel, QuantParams, Range};
+use crate::quant::{transform, AddStage, PoolRounding, QLayer, QuantModel, QuantParams, Range, Requant};
 
 /// Bins of the activation histograms that MSE clipping searches.
 const HISTOGRAM_BINS: usize = 2048;
 
 /// Min/max of the input and of every layer's output over the calibration images, and the mean of every
-/// layer's input channels (for bias correction).
+/// layer's (first) input's channels (for bias correction).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
     pub input: Range,
@@ -53,11 +53,14 @@ pub fn calibrate(model: &Model, images: &[Vec<f32>], histograms: bool) -> Calibr
     };
     let per_image = crate::par::map(images, |image| {
         let outputs = cpu_ref::run_f32(model, image);
-        let inputs = std::iter::once(image).chain(&outputs);
+        let first_input = |i: usize| match model.inputs_of(i)[0] {
+            Source::Image => image.as_slice(),
+            Source::Layer(j) => outputs[j].as_slice(),
+        };
         Calibration {
             input: Range::of(image),
             outputs: outputs.iter().map(|o| Range::of(o)).collect(),
-            input_means: inputs.zip(&model.layers).map(|(x, l)| channel_sums(x, l.input_shape.c)).collect(),
+            input_means: (0..layers).map(|i| channel_sums(first_input(i), model.layers[i].input_shape.c)).collect(),
             histograms: Vec::new(),
         }
     });
@@ -177,26 +180,34 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
         )));
     }
     let input = QuantParams::from_range(calibration.input.min, calibration.input.max);
-    let mut layers = Vec::with_capacity(model.layers.len());
-    let mut layer_input = input;
+    let mut layers: Vec<QLayer> = Vec::with_capacity(model.layers.len());
     for (i, layer) in model.layers.iter().enumerate() {
         if layer.batch_norm.is_some() {
             return Err(Error::Invalid(format!("layer {}: fold BatchNorm before quantizing", layer.name)));
         }
+        // Each operand's quantization is the output quantization of the tensor it reads.
+        let sources = model.inputs_of(i);
+        let params_of = |source: Source| match source {
+            Source::Image => input,
+            Source::Layer(j) => layers[j].output,
+        };
+        let layer_input = params_of(sources[0]);
+        let output_range = || match scheme.ranges {
+            RangeMethod::MinMax => calibration.outputs[i],
+            RangeMethod::Mse => mse_range(calibration.outputs[i], &calibration.histograms[i]),
+        };
         let qlayer = match layer.op {
-            Op::GlobalAvgPool => QLayer::global_avg_pool(&layer.name, layer.input_shape, layer_input),
+            Op::GlobalAvgPool => QLayer {
+                inputs: layer.inputs.clone(),
+                ..QLayer::global_avg_pool(&layer.name, layer.input_shape, layer_input)
+            },
             Op::Add => {
-                return Err(Error::Invalid(format!(
-                    "layer {}: calibrated schemes quantize chains (MobileNetV1); ADD is not calibrated yet (run a \
-                     TFLite file's own quantization, --scheme tflite)",
-                    layer.name
-                )))
+                let range = output_range();
+                let output = QuantParams::from_range(range.min, range.max);
+                add_layer(layer, layer_input, params_of(sources[1]), output)?
             }
             Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::PointwiseConv2d | Op::Classifier => {
-                let range = match scheme.ranges {
-                    RangeMethod::MinMax => calibration.outputs[i],
-                    RangeMethod::Mse => mse_range(calibration.outputs[i], &calibration.histograms[i]),
-                };
+                let range = output_range();
                 let output = QuantParams::from_range(range.min, range.max);
                 let bits = scheme.weight_bits_of(&layer.name);
                 let weights = weight_params(layer, scheme.per_channel, scheme.symmetric, bits);
@@ -209,7 +220,6 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
                 quantize_layer(layer, &bias, layer_input, &weights, output, product)?
             }
         };
-        layer_input = qlayer.output;
         layers.push(qlayer);
     }
     Ok(QuantModel {
@@ -220,5 +230,48 @@ pub fn quantize_calibrated(model: &Model, scheme: &Scheme, calibration: &Calibra
         layers,
         synthetic: model.synthetic,
         input_rounding: Default::default(),
+    })
+}
+
+/// A calibrated ADD of operands quantized as `first` and `second` into `output`, with TFLite's arithmetic
+/// ([`AddStage::tflite`]) and its activation as a clamp (no activation: the whole range).
+fn add_layer(
+    layer: &crate::model::Layer,
+    first: QuantParams,
+    second: QuantParams,
+    output: QuantParams,
+) -> Result<QLayer> {
+    let add = AddStage::tflite(first, second, output).ok_or_else(|| Error::UnsupportedShape {
+        layer: layer.name.clone(),
+        reason: format!(
+            "input scales {} and {} and output scale {} give no multiplier",
+            first.scale, second.scale, output.scale
+        ),
+    })?;
+    let (act_min, act_max) = match layer.activation {
+        Activation::None => (0, 255),
+        Activation::Relu => (output.zero(), 255),
+        Activation::Relu6 => (output.zero(), output.activation_bound(6.0)),
+    };
+    let channels = layer.output_shape.c;
+    Ok(QLayer {
+        name: layer.name.clone(),
+        op: Op::Add,
+        inputs: layer.inputs.clone(),
+        add: Some(add),
+        input_shape: layer.input_shape,
+        output_shape: layer.output_shape,
+        input: first,
+        output,
+        weights: Vec::new(),
+        weight_scales: Vec::new(),
+        weight_zero_points: Vec::new(),
+        bias: Vec::new(),
+        multipliers: Vec::new(),
+        shifts: Vec::new(),
+        act_min,
+        act_max: vec![act_max; channels],
+        requant: Requant::Double,
+        pool: PoolRounding::HalfUp,
     })
 }

@@ -105,3 +105,50 @@ fn the_same_model_writes_the_same_bytes_every_time() {
     let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {text}"));
     assert!(at("format_version") < at("mnq_gpu") && at("mnq_gpu") < at("sha256"), "metadata keys in order");
 }
+
+/// A small graph: the synthetic MobileNet with a residual ADD after its first depthwise layer (it sums that
+/// layer's output and the first convolution's, both 16×16×8), calibrated as any scheme's ADD is.
+fn residual_model() -> QuantModel {
+    use mnq_gpu::model::{Layer, Op, Source};
+    let mut model = synthetic::mobilenet_v1(0.25, 32, 7);
+    let depthwise = model.layers[1].clone();
+    let add = Layer {
+        name: "add_1".into(),
+        op: Op::Add,
+        inputs: vec![Source::Layer(1), Source::Layer(0)],
+        kernel: Vec::new(),
+        bias: None,
+        batch_norm: None,
+        activation: mnq_gpu::model::Activation::None,
+        clip_max: None,
+        input_shape: depthwise.output_shape,
+        output_shape: depthwise.output_shape,
+    };
+    model.layers.insert(2, add);
+    let images: Vec<Vec<f32>> =
+        (0..2).map(|i| (0..32 * 32 * 3).map(|j| ((i * 5 + j) % 255) as f32 / 127.5 - 1.0).collect()).collect();
+    let folded = mnq_gpu::quant::transform::fold_batch_norms(&model, false);
+    mnq_gpu::calibrate::quantize(&folded, &images).unwrap()
+}
+
+/// A graph's file keeps each layer's inputs; a file whose ADD reads a later layer, one tensor, or a tensor
+/// quantized otherwise than its operand is refused with the layer named, never run.
+#[test]
+fn a_graph_round_trips_and_a_broken_graph_is_refused() {
+    use mnq_gpu::model::Source;
+    let model = residual_model();
+    let loaded = file::from_bytes(&file::to_bytes(&model).unwrap(), Path::new("graph.mnq")).unwrap();
+    assert_eq!(loaded.model, model);
+    assert_eq!(model.inputs_of(2), [Source::Layer(1), Source::Layer(0)]);
+    let broken = |change: fn(&mut QuantModel)| {
+        let mut copy = model.clone();
+        change(&mut copy);
+        copy.validate().expect_err("a broken graph")
+    };
+    let later = broken(|m| m.layers[2].inputs = vec![Source::Layer(1), Source::Layer(5)]);
+    assert!(later.contains("add_1") && later.contains("not an earlier layer"), "{later}");
+    let one = broken(|m| m.layers[2].inputs = vec![Source::Layer(1)]);
+    assert!(one.contains("1 inputs, its op reads 2"), "{one}");
+    let requantized = broken(|m| m.layers[2].add.as_mut().unwrap().second_input.zero_point += 1);
+    assert!(requantized.contains("input 1's quantization differs"), "{requantized}");
+}

@@ -191,3 +191,33 @@ fn symmetric_weights_use_the_largest_magnitude_and_127_steps() {
     // An all-zero channel (the zero-variance fix) gets scale 1, as in TFLite.
     assert_eq!(symmetric_params(Range { min: 0.0, max: 0.0 }, 8).scale, 1.0);
 }
+
+/// Google's MobileNetV2 QAT file (../shared only): the float model it represents, a graph with residual ADDs.
+const V2_QAT: &str = "../shared/models/tflite/mobilenet_v2_1.0_224_quant.tflite";
+
+/// Our schemes on MobileNetV2's float model: each ADD is calibrated with its operands quantized as the layers it
+/// reads (TFLite's arithmetic, `AddStage::tflite`); equalization keeps the float function though it may not
+/// rescale across a residual branch (only pairs whose second convolution is the first's one reader).
+#[test]
+fn schemes_quantize_mobilenet_v2_with_calibrated_adds_and_equalize_around_residuals() {
+    if !common::data_or_skip(&[V2_QAT]) {
+        return;
+    }
+    let float = mnq_gpu::tflite::load(Path::new(V2_QAT)).unwrap().float;
+    let images = [mnq_gpu::preprocess::load_model_input(Path::new("assets/grace_hopper.jpg"), &float).unwrap()];
+    assert_same_function(&float, &equalize(&float), &images, false);
+    for name in ["tf8", "per-channel", "cle-bc"] {
+        let scheme: Scheme = name.parse().unwrap();
+        let (_, quantized) = mnq_gpu::calibrate::quantize_scheme(&float, &scheme, &images).unwrap();
+        quantized.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (i, layer) in quantized.layers.iter().enumerate().filter(|(_, l)| l.op == Op::Add) {
+            let sources = quantized.inputs_of(i);
+            let add = layer.add.expect("an ADD's arithmetic");
+            let output_of = |s| match s {
+                mnq_gpu::model::Source::Layer(j) => quantized.layers[j].output,
+                mnq_gpu::model::Source::Image => quantized.input,
+            };
+            assert_eq!((layer.input, add.second_input), (output_of(sources[0]), output_of(sources[1])), "{name}");
+        }
+    }
+}

@@ -59,9 +59,10 @@ pub fn relu_everywhere(model: &Model) -> Model {
 pub fn depthwise_linear(model: &Model, zero_variance_fix: bool) -> Model {
     let mut changed = model.clone();
     for i in 0..changed.layers.len().saturating_sub(1) {
+        let sole = sole_reader(model, i, i + 1);
         let (head, tail) = changed.layers.split_at_mut(i + 1);
         let (dw, pw) = (&mut head[i], &mut tail[0]);
-        if !matches!(dw.op, Op::DepthwiseConv2d { .. }) || pw.op != Op::PointwiseConv2d {
+        if !matches!(dw.op, Op::DepthwiseConv2d { .. }) || pw.op != Op::PointwiseConv2d || !sole {
             continue;
         }
         dw.activation = Activation::None;
@@ -82,6 +83,14 @@ pub fn depthwise_linear(model: &Model, zero_variance_fix: bool) -> Model {
         pw.bias = Some(bias);
     }
     changed
+}
+
+/// Whether layer `second` reads layer `first`'s output alone and nothing else reads it: a pair a transform may
+/// rescale between (in MobileNetV2, a residual ADD also reads some outputs).
+fn sole_reader(model: &Model, first: usize, second: usize) -> bool {
+    let reads_first = |i: usize| model.inputs_of(i).contains(&Source::Layer(first));
+    model.inputs_of(second) == [Source::Layer(first)]
+        && (0..model.layers.len()).filter(|&i| reads_first(i)).count() == 1
 }
 
 /// max |w| of each output channel of a kernel (output channel fastest).
@@ -126,13 +135,8 @@ pub fn equalize(model: &Model) -> Model {
         (0..equalized.layers.len()).filter(|&i| equalized.layers[i].op.is_feature_convolution()).collect();
     // Only a pair where the second convolution is the first's one reader: rescaling an output that a residual ADD
     // also reads (MobileNetV2) would change the sum.
-    let readers: Vec<Vec<Source>> = (0..model.layers.len()).map(|i| model.inputs_of(i)).collect();
-    let sole_reader = |first: usize, second: usize| {
-        readers[second] == [Source::Layer(first)]
-            && readers.iter().filter(|sources| sources.contains(&Source::Layer(first))).count() == 1
-    };
     for _ in 0..EQUALIZATION_SWEEPS {
-        for pair in convs.windows(2).filter(|p| p[1] == p[0] + 1 && sole_reader(p[0], p[1])) {
+        for pair in convs.windows(2).filter(|p| p[1] == p[0] + 1 && sole_reader(model, p[0], p[1])) {
             let (head, tail) = equalized.layers.split_at_mut(pair[1]);
             let (first, second) = (&mut head[pair[0]], &mut tail[0]);
             let channels = first.output_shape.c;
