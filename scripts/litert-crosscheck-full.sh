@@ -8,8 +8,9 @@
 #   3. (issue 11) mnq-gpu's float requantization, `--requant fp32`, on Google's four models against LiteRT's default
 #      path, the XNNPACK delegate, on the first IMAGES: results/litert_crosscheck_fp32.json;
 #   4. (issue 19) the two MobileNetV2 files (Google's QAT uint8, TF2's per-channel int8), graphs with residual ADDs,
-#      on the first V2_IMAGES (default 100): results/litert_crosscheck_v2.json (not rendered by `report` yet;
-#      docs/mobilenet-v2.md quotes it).
+#      on the first V2_IMAGES (default 100): results/litert_crosscheck_v2.json, and under `--requant fp32` against
+#      XNNPACK, results/litert_crosscheck_v2_fp32.json (not rendered by `report` yet; docs/mobilenet-v2.md quotes
+#      them).
 # Then `cargo run --release -- report` renders them into RESULTS.md (the third in its `requant` section).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,3 +41,5 @@ trap 'rm -rf "$exported"' EXIT
 v2="$tflite/mobilenet_v2_1.0_224_quant.tflite,$tflite/tf2_mobilenet_v2_1.0_224_ptq.tflite"
 "$py" scripts/litert_crosscheck.py --mnq "$mnq" --models "$v2" --images "$v2_images" \
     --json results/litert_crosscheck_v2.json
+"$py" scripts/litert_crosscheck.py --mnq "$mnq" --models "$v2" --images "$v2_images" --requant fp32 \
+    --json results/litert_crosscheck_v2_fp32.json

@@ -1,8 +1,8 @@
 // Elementwise ADD (src/cpu_ref/add.rs): TFLite's quantized ADD of two activations of one shape, MobileNetV2's
 // residual connections. Each input minus its zero point is shifted left by `left_shift` and scaled to a common
 // scale, the sum scaled to the output's (AddStage in src/quant/qmodel.rs), under REQUANT 0 (double) or 1 (single);
-// fp32 is refused on the host. One invocation per texel (16 channels) of one image; padded channels compute
-// values nobody reads. Activations: texel (x·groups + g, image·h + y) holds channels 16g..16g + 15 of pixel (y, x).
+// under 2 (fp32) XNNPACK's arithmetic (XnnpackAdd). One invocation per texel (16 channels) of one image; padded
+// channels compute values nobody reads. Activations: texel (x·groups + g, image·h + y) holds channels 16g..16g + 15 of pixel (y, x).
 
 // Mirrors `AddParams` in src/gpu/ops/add.rs.
 struct AddParams {
@@ -22,8 +22,11 @@ struct AddParams {
     output_shift: i32,
     act_min: i32,
     act_max: i32,
-    _padding0: u32,
-    _padding1: u32,
+    // fp32: XNNPACK's multipliers, shift in [13, 30] and bias (rounding and zero points).
+    xnnpack_a_multiplier: i32,
+    xnnpack_b_multiplier: i32,
+    xnnpack_shift: u32,
+    xnnpack_bias: i32,
 }
 
 @group(0) @binding(0) var<uniform> params: AddParams;
@@ -33,8 +36,14 @@ struct AddParams {
 
 override WORKGROUP_SIZE: u32 = 64u;
 
-// One output value of input values a and b (AddStage::sum, then the zero point and the clamp).
+// One output value of input values a and b (AddStage::sum or XnnpackAdd::sum, then the zero point and the clamp).
 fn add_values(a: u32, b: u32) -> u32 {
+    if REQUANT == 2u {
+        // WGSL's i32 arithmetic wraps, as XNNPACK's does; >> on i32 is arithmetic.
+        let acc = params.xnnpack_bias + i32(a) * params.xnnpack_a_multiplier + i32(b) * params.xnnpack_b_multiplier;
+        let scaled = clamp(acc >> params.xnnpack_shift, -256, 511);
+        return u32(clamp(scaled + params.output_zero_point, params.act_min, params.act_max));
+    }
     let shifted1 = (i32(a) - params.input1_zero_point) << params.left_shift;
     let shifted2 = (i32(b) - params.input2_zero_point) << params.left_shift;
     let scaled1 = scale_accumulator(shifted1, params.input1_multiplier, params.input1_shift);

@@ -7,8 +7,8 @@ struct GlobalAvgPoolParams {
     height: u32,
     width: u32,
     groups: u32,
-    // 0 half-up (TFLite uint8), 1 ties-away (TFLite int8), 2 fp32 (ONNX Runtime's QLinearGlobalAveragePool),
-    // 3 tflite-mean (LiteRT's int8 MEAN).
+    // 0 half-up (TFLite uint8), 1 ties-away (TFLite int8), 2 fp32 (ONNX Runtime's QLinearGlobalAveragePool, XNNPACK's
+    // MEAN), 3 tflite-mean (LiteRT's int8 MEAN).
     rounding: u32,
     // fp32 and tflite-mean: n·z_in (wrapping; QuantModel::validate keeps |Σq − n·z_in| ≤ 255·n < 2^31), z_out;
     // fp32: the float32 scale s_in / (s_out · f32(n)) as (mantissa, exponent) (fixed_point::fp32_parts);

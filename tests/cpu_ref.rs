@@ -9,7 +9,7 @@ use mnq_gpu::cpu_ref::{
 use mnq_gpu::labels::{read_list, top_k};
 use mnq_gpu::model::{same_padding, synthetic, Activation, Layer, Op, Padding, Shape};
 use mnq_gpu::preprocess::load_image;
-use mnq_gpu::quant::{self, fixed_point, AddStage, PoolRounding, QLayer, QuantParams, Requant};
+use mnq_gpu::quant::{self, fixed_point, AddStage, PoolRounding, QLayer, QuantParams, Requant, XnnpackAdd};
 use std::path::Path;
 
 const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
@@ -261,7 +261,8 @@ fn float_top1_of_the_0_75_model_on_100_evaluation_images_is_at_least_70_percent(
 
 /// ADD's arithmetic on values worked out by hand: inputs at scales 0.5 and 0.25 (zero points 128 and 100), output
 /// at scale 1 (zero point 10), so the multipliers are exact powers of two and only the last rounding acts. A sum of
-/// ±0.5 pins the rounding: `double` (TFLite's reference) rounds ties away from zero, `single` toward +∞.
+/// ±0.5 pins the rounding: `double` (TFLite's reference) rounds ties away from zero, `single` toward +∞, and `fp32`
+/// (XNNPACK's: multipliers 2^20 and 2^19 at shift 21, bias 2^20 − 128·2^20 − 100·2^19, floor) toward +∞.
 #[test]
 fn add_sums_at_the_output_scale_and_rounds_ties_as_each_mode_does() {
     let (first, second) = (QuantParams { scale: 0.5, zero_point: 128 }, QuantParams { scale: 0.25, zero_point: 100 });
@@ -279,6 +280,10 @@ fn add_sums_at_the_output_scale_and_rounds_ties_as_each_mode_does() {
     let a = [130, 127, 0, 255, 129, 127];
     let b = [104, 98, 0, 255, 100, 100];
     assert_eq!(cpu_ref::add_u8(&layer, &a, &b), [12, 9, 0, 112, 11, 9]);
-    let single = QLayer { requant: Requant::Single, ..layer };
+    let single = QLayer { requant: Requant::Single, ..layer.clone() };
     assert_eq!(cpu_ref::add_u8(&single, &a, &b), [12, 9, 0, 112, 11, 10]);
+    let xnnpack = layer.add.unwrap().xnnpack(first, output).unwrap();
+    assert_eq!(xnnpack, XnnpackAdd { a_multiplier: 1 << 20, b_multiplier: 1 << 19, shift: 21, bias: -354 << 19 });
+    let fp32 = QLayer { requant: Requant::Fp32, ..layer };
+    assert_eq!(cpu_ref::add_u8(&fp32, &a, &b), [12, 9, 0, 112, 11, 10]);
 }

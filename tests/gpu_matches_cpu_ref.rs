@@ -220,7 +220,7 @@ fn add_matches_cpu_ref_in_a_residual_block_at_every_v2_shape() {
         let block = residual_block(shape, SEED + 10 * i as u64);
         let images: Vec<Vec<u8>> = (0..2).map(|k| common::random_u8(shape.len(), SEED + 100 + k)).collect();
         let inputs: Vec<&[u8]> = images.iter().map(Vec::as_slice).collect();
-        for mode in [Requant::Double, Requant::Single] {
+        for mode in Requant::ALL {
             let quant = block.clone().with_requant(mode);
             let mut plan = Plan::new(&gpu, &quant, 2, InnerProduct::FASTEST).expect("plan");
             let outputs = plan.run(&gpu, &inputs, Readback::AllLayers).expect("run");
@@ -235,14 +235,16 @@ fn add_matches_cpu_ref_in_a_residual_block_at_every_v2_shape() {
     }
 }
 
+/// XNNPACK takes input/output scale ratios in [2^-10, 2^8) only; outside, ADD under fp32 is refused with the reason.
 #[test]
-fn add_under_fp32_is_refused_with_the_reason() {
+fn add_under_fp32_beyond_xnnpacks_scale_range_is_refused_with_the_reason() {
     let Some(gpu) = common::gpu_or_skip() else {
         return;
     };
-    let quant = residual_block(Shape::new(7, 7, 16), SEED).with_requant(Requant::Fp32);
-    let error = Plan::new(&gpu, &quant, 1, InnerProduct::FASTEST).err().expect("fp32 ADD is refused");
-    assert!(error.to_string().contains("XNNPACK's ADD arithmetic"), "{error}");
+    let mut quant = residual_block(Shape::new(7, 7, 16), SEED).with_requant(Requant::Fp32);
+    quant.layers[2].output.scale = quant.layers[2].input.scale * 2000.0;
+    let error = Plan::new(&gpu, &quant, 1, InnerProduct::FASTEST).err().expect("fp32 ADD out of range is refused");
+    assert!(error.to_string().contains("XNNPACK does not run"), "{error}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use crate::model::Layer;
 use crate::quant::fixed_point::{multiply_by_quantized_multiplier, requantize_fp32};
-use crate::quant::{PoolRounding, QLayer};
+use crate::quant::{PoolRounding, QLayer, Requant};
 
 pub fn global_avg_pool_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
     let c = layer.input_shape.c;
@@ -23,7 +23,7 @@ pub fn global_avg_pool_f32(layer: &Layer, input: &[f32]) -> Vec<f32> {
 ///   toward zero, + 128;
 /// - `fp32`: ONNX Runtime's QLinearGlobalAveragePool, requantize_fp32(Σq − n·z_in, s_in / (s_out · f32(n)));
 /// - `tflite-mean`: LiteRT's int8 MEAN, multiply_by_quantized_multiplier(Σq − n·z_in, M, s) + z_out, clamped, with
-///   1/n folded into M and s (`fixed_point::mean_multiplier`).
+///   1/n folded into M and s (`fixed_point::mean_multiplier`); under `--requant fp32` XNNPACK's, as `fp32`.
 pub fn global_avg_pool_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
     // Overflow budget: Σq ≤ 255·h·w; 255·7·7 = 12,495 here, and i32 holds any h·w ≤ 8.4 million (h, w ≤ 4,096
     // gives h·w ≤ 16.8 million: Σq < 2^32 in u32, and |Σq − n·z| < 2^32 in i64).
@@ -48,16 +48,8 @@ pub fn global_avg_pool_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
                 })
                 .collect()
         }
-        PoolRounding::Fp32 => {
-            let scale = layer.pool_scale();
-            let offset = i64::from(count) * i64::from(layer.input.zero_point);
-            sum.iter()
-                .map(|&s| {
-                    let acc = (i64::from(s) - offset).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-                    requantize_fp32(acc, scale, layer.output.zero_point, 0, 255)
-                })
-                .collect()
-        }
+        PoolRounding::Fp32 => fp32_average(layer, &sum, count),
+        PoolRounding::TfliteMean if layer.requant == Requant::Fp32 => fp32_average(layer, &sum, count),
         PoolRounding::TfliteMean => {
             let (multiplier, shift) = (layer.multipliers[0], layer.shifts[0]);
             let offset = i64::from(count) * i64::from(layer.input.zero_point);
@@ -71,4 +63,16 @@ pub fn global_avg_pool_u8(layer: &QLayer, input: &[u8]) -> Vec<u8> {
                 .collect()
         }
     }
+}
+
+/// requantize_fp32(Σq − n·z_in, s_in / (s_out · f32(n))): ONNX Runtime's QLinearGlobalAveragePool and XNNPACK's MEAN.
+fn fp32_average(layer: &QLayer, sum: &[u32], count: u32) -> Vec<u8> {
+    let scale = layer.pool_scale();
+    let offset = i64::from(count) * i64::from(layer.input.zero_point);
+    sum.iter()
+        .map(|&s| {
+            let acc = (i64::from(s) - offset).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+            requantize_fp32(acc, scale, layer.output.zero_point, 0, 255)
+        })
+        .collect()
 }

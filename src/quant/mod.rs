@@ -14,4 +14,4 @@ pub mod weights;
 pub use fixed_point::Requant;
 pub use params::{QuantParams, Range};
 pub(crate) use qmodel::shape_in_bounds;
-pub use qmodel::{AddStage, InputRounding, PoolRounding, QLayer, QuantModel, MAX_CHANNELS, MAX_SIDE};
+pub use qmodel::{AddStage, InputRounding, PoolRounding, QLayer, QuantModel, XnnpackAdd, MAX_CHANNELS, MAX_SIDE};

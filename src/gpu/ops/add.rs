@@ -2,7 +2,7 @@
 
 use super::{activation_texels, unsupported, workgroups, LayerSetup};
 use crate::gpu::shaders::Kernel;
-use crate::quant::{QLayer, Requant};
+use crate::quant::{QLayer, Requant, XnnpackAdd};
 use crate::Result;
 use bytemuck::{Pod, Zeroable};
 
@@ -24,10 +24,13 @@ pub struct AddParams {
     pub output_shift: i32,
     pub act_min: i32,
     pub act_max: i32,
-    pub _padding0: u32,
-    pub _padding1: u32,
+    /// fp32: XNNPACK's constants ([`XnnpackAdd`]).
+    pub xnnpack_a_multiplier: i32,
+    pub xnnpack_b_multiplier: i32,
+    pub xnnpack_shift: u32,
+    pub xnnpack_bias: i32,
 }
-const _: () = assert!(size_of::<AddParams>() == 64);
+const _: () = assert!(size_of::<AddParams>() == 72);
 
 pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     let Some(add) = layer.add else {
@@ -36,9 +39,12 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
     if layer.output_shape != layer.input_shape {
         return Err(unsupported(layer, format!("ADD maps {:?} to {:?}", layer.input_shape, layer.output_shape)));
     }
-    if layer.requant == Requant::Fp32 {
-        return Err(unsupported(layer, "ADD under fp32: XNNPACK's ADD arithmetic is not established here"));
-    }
+    let xnnpack = match layer.requant {
+        Requant::Fp32 => add.xnnpack(layer.input, layer.output).ok_or_else(|| {
+            unsupported(layer, "ADD under fp32: a scale ratio is outside [2^-10, 2^8), which XNNPACK does not run")
+        })?,
+        Requant::Double | Requant::Single => XnnpackAdd { a_multiplier: 0, b_multiplier: 0, shift: 0, bias: 0 },
+    };
     // TFLite clamps a whole tensor to one range; the shader takes one upper bound.
     let act_max = layer.act_max.first().copied().unwrap_or(255);
     if layer.act_max.iter().any(|&m| m != act_max) {
@@ -69,7 +75,10 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         output_shift: add.output_shift,
         act_min: i32::from(layer.act_min),
         act_max: i32::from(act_max),
-        ..AddParams::default()
+        xnnpack_a_multiplier: xnnpack.a_multiplier,
+        xnnpack_b_multiplier: xnnpack.b_multiplier,
+        xnnpack_shift: xnnpack.shift as u32,
+        xnnpack_bias: xnnpack.bias,
     };
     Ok(LayerSetup {
         requant: layer.requant,

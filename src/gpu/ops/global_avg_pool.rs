@@ -14,7 +14,7 @@ pub struct GlobalAvgPoolParams {
     pub height: u32,
     pub width: u32,
     pub groups: u32,
-    /// [`PoolRounding`]: 0 half-up, 1 ties-away, 2 fp32, 3 tflite-mean.
+    /// 0 half-up, 1 ties-away, 2 float32 ([`QLayer::pool_runs_fp32`]), 3 tflite-mean.
     pub rounding: u32,
     /// fp32 and tflite-mean: n·z_in, wrapping (the shader subtracts it from Σq in u32).
     pub input_offset: u32,
@@ -35,26 +35,29 @@ pub(super) fn setup(layer: &QLayer) -> Result<LayerSetup> {
         ));
     }
     let positions = (ins.h * ins.w) as u32;
-    let (scale_mantissa, scale_exponent) = match layer.pool {
-        PoolRounding::Fp32 => fp32_parts(layer.pool_scale()).ok_or_else(|| {
-            unsupported(layer, format!("the pool's float32 scale {} is not finite", layer.pool_scale()))
-        })?,
-        PoolRounding::TfliteMean => match (layer.multipliers.as_slice(), layer.shifts.as_slice()) {
-            (&[multiplier], &[shift]) if multiplier >= 0 && (-31..=30).contains(&shift) => (multiplier, shift),
-            _ => return Err(unsupported(layer, "a MEAN pool needs one multiplier ≥ 0 and a shift in [−31, 30]")),
-        },
-        PoolRounding::HalfUp | PoolRounding::TiesAway => (0, 0),
+    // The shader's rounding: 0 half-up, 1 ties-away, 2 float32 (ONNX Runtime's pool, XNNPACK's MEAN under fp32),
+    // 3 TFLite's MEAN; and its constants.
+    let (rounding, (scale_mantissa, scale_exponent)) = match layer.pool {
+        PoolRounding::HalfUp => (0, (0, 0)),
+        PoolRounding::TiesAway => (1, (0, 0)),
+        PoolRounding::Fp32 | PoolRounding::TfliteMean if layer.pool_runs_fp32() => {
+            let parts = fp32_parts(layer.pool_scale()).ok_or_else(|| {
+                unsupported(layer, format!("the pool's float32 scale {} is not finite", layer.pool_scale()))
+            })?;
+            (2, parts)
+        }
+        PoolRounding::Fp32 | PoolRounding::TfliteMean => {
+            match (layer.multipliers.as_slice(), layer.shifts.as_slice()) {
+                (&[multiplier], &[shift]) if multiplier >= 0 && (-31..=30).contains(&shift) => (3, (multiplier, shift)),
+                _ => return Err(unsupported(layer, "a MEAN pool needs one multiplier ≥ 0 and a shift in [−31, 30]")),
+            }
+        }
     };
     let params = GlobalAvgPoolParams {
         height: ins.h as u32,
         width: ins.w as u32,
         groups: groups(ins.c) as u32,
-        rounding: match layer.pool {
-            PoolRounding::HalfUp => 0,
-            PoolRounding::TiesAway => 1,
-            PoolRounding::Fp32 => 2,
-            PoolRounding::TfliteMean => 3,
-        },
+        rounding,
         input_offset: positions.wrapping_mul(layer.input.zero_point as u32),
         output_zero_point: layer.output.zero_point,
         scale_mantissa: scale_mantissa as u32,
