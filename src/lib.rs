@@ -1,4 +1,4 @@
-//! mnq-gpu: 8-bit integer MobileNetV1 on GPU compute shaders, checked bit for bit against a CPU reference.
+//! mnq-gpu: 8-bit integer MobileNetV1 and V2 on GPU compute shaders, checked bit for bit against a CPU reference.
 //!
 //! The layers, bottom up; each module uses only those above it:
 //!
