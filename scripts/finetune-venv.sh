@@ -50,7 +50,7 @@ if ! have_packages; then
         fi
     fi
     echo "finetune-venv: installing finetune/requirements.txt into $venv" >&2
-    "$python" -m pip install --quiet --disable-pip-version-check -r "$requirements" >&2
+    "$python" -m pip install --quiet --disable-pip-version-check --no-cache-dir -r "$requirements" >&2
     have_packages || { echo "finetune-venv: the packages did not install into $venv" >&2; exit 1; }
 fi
 echo "$python"

@@ -49,7 +49,7 @@ if ! have_packages; then
         fi
     fi
     echo "litert-venv: installing ai-edge-litert==$LITERT_VERSION numpy==$NUMPY_VERSION into $venv" >&2
-    "$python" -m pip install --quiet --disable-pip-version-check \
+    "$python" -m pip install --quiet --disable-pip-version-check --no-cache-dir \
         "ai-edge-litert==$LITERT_VERSION" "numpy==$NUMPY_VERSION" >&2
     have_packages || { echo "litert-venv: the packages did not install into $venv" >&2; exit 1; }
 fi

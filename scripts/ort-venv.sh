@@ -50,7 +50,7 @@ if ! have_packages; then
         fi
     fi
     echo "ort-venv: installing onnxruntime==$ORT_VERSION onnx==$ONNX_VERSION numpy==$NUMPY_VERSION into $venv" >&2
-    "$python" -m pip install --quiet --disable-pip-version-check \
+    "$python" -m pip install --quiet --disable-pip-version-check --no-cache-dir \
         "onnxruntime==$ORT_VERSION" "onnx==$ONNX_VERSION" "numpy==$NUMPY_VERSION" >&2
     have_packages || { echo "ort-venv: the packages did not install into $venv" >&2; exit 1; }
 fi
