@@ -9,8 +9,7 @@
 #      path, the XNNPACK delegate, on the first IMAGES: results/litert_crosscheck_fp32.json;
 #   4. (issue 19) the two MobileNetV2 files (Google's QAT uint8, TF2's per-channel int8), graphs with residual ADDs,
 #      on the first V2_IMAGES (default 100): results/litert_crosscheck_v2.json, and under `--requant fp32` against
-#      XNNPACK, results/litert_crosscheck_v2_fp32.json (not rendered by `report` yet; docs/mobilenet-v2.md quotes
-#      them).
+#      XNNPACK, results/litert_crosscheck_v2_fp32.json (RESULTS.md's conventions table counts them).
 # Then `cargo run --release -- report` renders them into RESULTS.md (the third in its `requant` section).
 set -euo pipefail
 cd "$(dirname "$0")/.."

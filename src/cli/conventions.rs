@@ -26,7 +26,11 @@ const CONVENTIONS: [Convention; 3] = [
         path: "reference kernels (`BUILTIN_REF`)",
         requant: "`double`",
         comparison: Some("mnq_vs_builtin_ref"),
-        summaries: &["results/litert_crosscheck.json", "results/litert_crosscheck_export.json"],
+        summaries: &[
+            "results/litert_crosscheck.json",
+            "results/litert_crosscheck_export.json",
+            "results/litert_crosscheck_v2.json",
+        ],
     },
     Convention {
         runtime: "LiteRT",
@@ -34,7 +38,7 @@ const CONVENTIONS: [Convention; 3] = [
         path: "XNNPACK delegate (default `AUTO`)",
         requant: "`fp32`",
         comparison: Some("mnq_vs_auto"),
-        summaries: &["results/litert_crosscheck_fp32.json"],
+        summaries: &["results/litert_crosscheck_fp32.json", "results/litert_crosscheck_v2_fp32.json"],
     },
     Convention {
         runtime: "ONNX Runtime",
@@ -146,8 +150,8 @@ mod tests {
              "bytes_compared": 7, "bytes_differing": 0}]}"#;
         std::fs::write(base.join("results/ort_crosscheck.json"), ort).unwrap();
         let md = render(&base);
-        assert!(md.contains("| LiteRT 2.3.0 | reference kernels (`BUILTIN_REF`) | `double` | 1 | 2 | 20 | **1** (`results/litert_crosscheck_export.json` not found) |"), "{md}");
-        assert!(md.contains("| LiteRT | XNNPACK delegate (default `AUTO`) | `fp32` | 0 | 0 | 0 | **0** (`results/litert_crosscheck_fp32.json` not found) |"), "{md}");
+        assert!(md.contains("| LiteRT 2.3.0 | reference kernels (`BUILTIN_REF`) | `double` | 1 | 2 | 20 | **1** (`results/litert_crosscheck_export.json`, `results/litert_crosscheck_v2.json` not found) |"), "{md}");
+        assert!(md.contains("| LiteRT | XNNPACK delegate (default `AUTO`) | `fp32` | 0 | 0 | 0 | **0** (`results/litert_crosscheck_fp32.json`, `results/litert_crosscheck_v2_fp32.json` not found) |"), "{md}");
         assert!(md.contains("| `q` | gpu | 3 | QLinearConv ×27 | VNNI | 7 | **0** |"), "{md}");
         std::fs::remove_dir_all(&base).unwrap();
     }
