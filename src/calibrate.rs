@@ -13,7 +13,7 @@ use crate::model::{Activation, Model, Op, Source};
 use crate::quant::fixed_point::ScaleProduct;
 use crate::quant::scheme::{Architecture, RangeMethod, Scheme};
 use crate::quant::weights::{correct_bias, quantize_layer, weight_params};
-use crate::quant::{transform, AddStage, PoolRounding, QLayer, QuantModel, QuantParams, Range, Requant};
+use crate::quant::{transform, AddStage, QLayer, QuantModel, QuantParams, Range};
 
 /// Bins of the activation histograms that MSE clipping searches.
 const HISTOGRAM_BINS: usize = 2048;
@@ -253,25 +253,5 @@ fn add_layer(
         Activation::Relu => (output.zero(), 255),
         Activation::Relu6 => (output.zero(), output.activation_bound(6.0)),
     };
-    let channels = layer.output_shape.c;
-    Ok(QLayer {
-        name: layer.name.clone(),
-        op: Op::Add,
-        inputs: layer.inputs.clone(),
-        add: Some(add),
-        input_shape: layer.input_shape,
-        output_shape: layer.output_shape,
-        input: first,
-        output,
-        weights: Vec::new(),
-        weight_scales: Vec::new(),
-        weight_zero_points: Vec::new(),
-        bias: Vec::new(),
-        multipliers: Vec::new(),
-        shifts: Vec::new(),
-        act_min,
-        act_max: vec![act_max; channels],
-        requant: Requant::Double,
-        pool: PoolRounding::HalfUp,
-    })
+    Ok(QLayer::add(&layer.name, layer.inputs.clone(), layer.input_shape, first, output, add, act_min, act_max))
 }

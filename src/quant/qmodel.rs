@@ -271,6 +271,41 @@ impl QLayer {
         }
     }
 
+    /// An ADD of `inputs` (two sources) of `shape`, the first quantized as `first`, into `output`, with `add`'s
+    /// arithmetic and the activation clamp [act_min, act_max] for every channel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        name: &str,
+        inputs: Vec<Source>,
+        shape: Shape,
+        first: QuantParams,
+        output: QuantParams,
+        add: AddStage,
+        act_min: u8,
+        act_max: u8,
+    ) -> QLayer {
+        QLayer {
+            name: name.to_string(),
+            op: Op::Add,
+            inputs,
+            add: Some(add),
+            input_shape: shape,
+            output_shape: shape,
+            input: first,
+            output,
+            weights: Vec::new(),
+            weight_scales: Vec::new(),
+            weight_zero_points: Vec::new(),
+            bias: Vec::new(),
+            multipliers: Vec::new(),
+            shifts: Vec::new(),
+            act_min,
+            act_max: vec![act_max; shape.c],
+            requant: Requant::Double,
+            pool: PoolRounding::HalfUp,
+        }
+    }
+
     /// LiteRT's int8 MEAN over height and width ([`PoolRounding::TfliteMean`]), from `input` to `output`: the
     /// multiplier of s_in/s_out (in double, as `PrepareMeanOrSum` forms it) with 1/n folded in
     /// ([`fixed_point::mean_multiplier`]). None where s_in/s_out is beyond the multiplier's range.

@@ -817,26 +817,7 @@ impl File<'_> {
             .ok_or_else(|| fail("the scales of its inputs and output give no multiplier below one".into()))?;
         let name = namer.name(Op::Add);
         let inputs = vec![first.source, second.source];
-        let qlayer = QLayer {
-            name: name.clone(),
-            op: Op::Add,
-            inputs: inputs.clone(),
-            add: Some(add),
-            input_shape: shape,
-            output_shape: shape,
-            input: first.params,
-            output: step.output_params,
-            weights: Vec::new(),
-            weight_scales: Vec::new(),
-            weight_zero_points: Vec::new(),
-            bias: Vec::new(),
-            multipliers: Vec::new(),
-            shifts: Vec::new(),
-            act_min,
-            act_max: vec![act_max; shape.c],
-            requant: Requant::Double,
-            pool: PoolRounding::HalfUp,
-        };
+        let qlayer = QLayer::add(&name, inputs.clone(), shape, first.params, step.output_params, add, act_min, act_max);
         let float = Layer {
             name,
             op: Op::Add,

@@ -218,24 +218,5 @@ pub fn random_add_layer(name: &str, shape: Shape, input: QuantParams, second: Qu
     let output = QuantParams { scale, zero_point: random_zero_point(&mut rng) };
     let add = AddStage::tflite(input, second, output).expect("positive scales");
     let act_min = if rng.random_bool(0.3) { output.zero_point as u8 } else { 0 };
-    QLayer {
-        name: name.into(),
-        op: Op::Add,
-        inputs: Vec::new(),
-        add: Some(add),
-        input_shape: shape,
-        output_shape: shape,
-        input,
-        output,
-        weights: Vec::new(),
-        weight_scales: Vec::new(),
-        weight_zero_points: Vec::new(),
-        bias: Vec::new(),
-        multipliers: Vec::new(),
-        shifts: Vec::new(),
-        act_min,
-        act_max: vec![255; shape.c],
-        requant: Requant::Double,
-        pool: PoolRounding::HalfUp,
-    }
+    QLayer::add(name, Vec::new(), shape, input, output, add, act_min, 255)
 }
