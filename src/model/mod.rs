@@ -181,6 +181,24 @@ impl BatchNorm {
     }
 }
 
+impl Layer {
+    /// The float global average pool of `input_shape`: [h, w, c] → [1, 1, c], no weights, no activation.
+    pub fn global_avg_pool(name: String, input_shape: Shape) -> Layer {
+        Layer {
+            name,
+            op: Op::GlobalAvgPool,
+            inputs: Vec::new(),
+            input_shape,
+            output_shape: Shape::new(1, 1, input_shape.c),
+            kernel: Vec::new(),
+            bias: None,
+            batch_norm: None,
+            activation: Activation::None,
+            clip_max: None,
+        }
+    }
+}
+
 /// A tensor a layer reads: the network's input image or an earlier layer's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

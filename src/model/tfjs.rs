@@ -378,18 +378,7 @@ impl TfjsModel {
                 }
                 "GlobalAveragePooling2D" => {
                     let output_shape = Shape::new(1, 1, shape.c);
-                    layers.push(Layer {
-                        name: name.clone(),
-                        op: Op::GlobalAvgPool,
-                        inputs: Vec::new(),
-                        input_shape: shape,
-                        output_shape,
-                        kernel: Vec::new(),
-                        bias: None,
-                        batch_norm: None,
-                        activation: Activation::None,
-                        clip_max: None,
-                    });
+                    layers.push(Layer::global_avg_pool(name.clone(), shape));
                     shape = output_shape;
                 }
                 other => return Err(topology_error(&name, format!("unsupported layer class `{other}`"))),

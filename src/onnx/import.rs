@@ -1108,18 +1108,7 @@ impl<'a> File<'a> {
             }
             let name = built.namer.name(Op::GlobalAvgPool);
             let qlayer = QLayer::global_avg_pool_fp32(&name, shape, input.params, y.params);
-            let layer = Layer {
-                name,
-                op: Op::GlobalAvgPool,
-                inputs: Vec::new(),
-                input_shape: shape,
-                output_shape: qlayer.output_shape,
-                kernel: Vec::new(),
-                bias: None,
-                batch_norm: None,
-                activation: Activation::None,
-                clip_max: None,
-            };
+            let layer = Layer::global_avg_pool(name, shape);
             return Ok((qlayer, layer));
         }
         if op == "QGemm" && node.input.get(7).is_none_or(|n| n.is_empty()) {

@@ -711,18 +711,7 @@ impl File<'_> {
             _ => PoolRounding::HalfUp,
         };
         let qlayer = QLayer { pool, ..QLayer::global_avg_pool(&name, ins, step.input.params) };
-        let float = Layer {
-            name,
-            op: Op::GlobalAvgPool,
-            inputs: Vec::new(),
-            input_shape: ins,
-            output_shape: qlayer.output_shape,
-            kernel: Vec::new(),
-            bias: None,
-            batch_norm: None,
-            activation: Activation::None,
-            clip_max: None,
-        };
+        let float = Layer::global_avg_pool(name, ins);
         Ok((qlayer, float))
     }
 
@@ -782,18 +771,7 @@ impl File<'_> {
         let name = namer.name(Op::GlobalAvgPool);
         let qlayer = QLayer::global_avg_pool_tflite_mean(&name, ins, step.input.params, step.output_params)
             .ok_or_else(|| fail("the ratio of its input and output scales is beyond the engine's range".into()))?;
-        let float = Layer {
-            name,
-            op: Op::GlobalAvgPool,
-            inputs: Vec::new(),
-            input_shape: ins,
-            output_shape: qlayer.output_shape,
-            kernel: Vec::new(),
-            bias: None,
-            batch_norm: None,
-            activation: Activation::None,
-            clip_max: None,
-        };
+        let float = Layer::global_avg_pool(name, ins);
         Ok((qlayer, float))
     }
 
