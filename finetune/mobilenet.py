@@ -174,6 +174,8 @@ class MobileNetV1(nn.Module):
         super().__init__()
         assert variant in VARIANTS, variant
         self.variant, self.input_size = variant, input_size
+        self.path = None  # None: the variant itself; p in [0, 1]: on the path from the original (start_path)
+        self.path_width = 64.0
         linear_dw = variant != "original"
         self.act = "relu" if "relu" in variant.split("+")[1:] else "relu6"  # conv1 and pointwise
         self.dw_act = None if linear_dw else "relu6"
@@ -183,19 +185,34 @@ class MobileNetV1(nn.Module):
                                     for i, s in enumerate(DW_STRIDES))
         self.classifier = nn.Conv2d(widths[-1], 1000, 1, bias=True)
 
-    def block(self, b, x):
+    def activations(self):
+        """(conv1 and pointwise activation, depthwise activation) as functions. On the path from the original
+        network to the variant (self.path = p in [0, 1), see start_path), each ReLU6 the variant removes has its
+        clipping range widened by w = path_width * p^2 on the sides the variant opens: the depthwise ReLU6 becomes
+        clamp(z, -w, 6 + w) (the variant: identity), a ReLU6 the variant makes a ReLU becomes clamp(z, 0, 6 + w).
+        So each step along the path changes an activation by at most the step in w, and only where the clipping
+        bit; values beyond path_width are still clipped until p = 1, where the variant's activation takes over."""
+        act, dw_act = activation(self.act), activation(self.dw_act)
+        if self.path is None or self.path >= 1:
+            return act, dw_act
+        w = self.path_width * self.path ** 2
+        return (lambda z: z.clamp(0, 6 + w)) if self.act == "relu" else F.relu6, lambda z: z.clamp(-w, 6 + w)
+
+    def block(self, b, x, acts=None):
         """One depthwise-separable block."""
+        act, dw_act = acts or self.activations()
         x = b.dw(pad_same(x, b.stride))
         if b.dw_bn is not None:
             x = b.dw_bn(x)
-        x = activation(self.dw_act)(x)
-        return activation(self.act)(b.pw_bn(b.pw(x)))
+        x = dw_act(x)
+        return act(b.pw_bn(b.pw(x)))
 
     def features(self, x):
         """conv1's output, then each block's output (after the pointwise activation): 14 tensors."""
-        outputs = [activation(self.act)(self.conv1_bn(self.conv1(pad_same(x, 2))))]
+        acts = self.activations()
+        outputs = [acts[0](self.conv1_bn(self.conv1(pad_same(x, 2))))]
         for b in self.blocks:
-            outputs.append(self.block(b, outputs[-1]))
+            outputs.append(self.block(b, outputs[-1], acts))
         return outputs
 
     def logits(self, last_features):
@@ -211,10 +228,11 @@ class MobileNetV1(nn.Module):
         """Each block run on (1 - mix) * the teacher's input to it + mix * its own previous block's output
         (teacher_features as features() gives them). mix = 0: every block learns to reproduce its teacher block on
         its own; mix = 1: the ordinary forward pass. Returns (logits, the 14 outputs)."""
-        outputs = [activation(self.act)(self.conv1_bn(self.conv1(pad_same(x, 2))))]
+        acts = self.activations()
+        outputs = [acts[0](self.conv1_bn(self.conv1(pad_same(x, 2))))]
         for b, teacher_input in zip(self.blocks, teacher_features[:-1]):
             block_input = teacher_input if mix == 0 else (1 - mix) * teacher_input + mix * outputs[-1]
-            outputs.append(self.block(b, block_input))
+            outputs.append(self.block(b, block_input, acts))
         return self.logits(outputs[-1]), outputs
 
     def depthwise_kernels(self):
@@ -285,6 +303,48 @@ def make_variant(original, variant, zero_variance_fix=True):
         b.pw_bn.load_state_dict(o.pw_bn.state_dict())
     model.classifier.load_state_dict(original.classifier.state_dict())
     return model.eval()
+
+
+@torch.no_grad()
+def start_path(original, variant):
+    """The start of a smooth path from the original network to `variant`, for distillation along it (train.py
+    --init path): the variant's topology with a bias on each depthwise layer holding that layer's BatchNorm
+    (kernel scaled by s, bias t; a zero-variance channel's s is 0, its output the constant t, as before), conv1's
+    and every pointwise BatchNorm folded into its convolution (fold_batch_norm), and `path` = 0, where every
+    activation is still the original's ReLU6: the same function as the original. Raising `path` to 1 moves each
+    depthwise activation to the identity and, for +relu, each other ReLU6 to ReLU (MobileNetV1.activations);
+    end_path then folds the depthwise biases away."""
+    student = make_variant(original, variant)
+    for b, o in zip(student.blocks, original.blocks):
+        s, t = bn_scale_shift(o.dw_bn)
+        s = torch.where(o.dw_bn.running_var < ZERO_VARIANCE, torch.zeros_like(s), s)
+        b.dw = nn.Conv2d(b.dw.in_channels, b.dw.out_channels, 3, b.stride, 0, groups=b.dw.groups, bias=True)
+        b.dw.weight.copy_(o.dw.weight * s.view(-1, 1, 1, 1))
+        b.dw.bias.copy_(t)
+        b.pw.weight.copy_(o.pw.weight)
+        b.pw.bias.zero_()
+    fold_batch_norm(student.conv1, student.conv1_bn)
+    for b in student.blocks:
+        fold_batch_norm(b.pw, b.pw_bn)
+    student.path = 0.0
+    return student
+
+
+@torch.no_grad()
+def end_path(student):
+    """The variant at the end of the path (path = 1): each depthwise bias t folded into the next pointwise bias
+    (W (z + t) + b = W z + (W t + b), exact as nothing lies between them), the depthwise layers bias-free as the
+    variant's topology has them."""
+    assert student.path is None or student.path >= 1, student.path
+    for b in student.blocks:
+        if b.dw.bias is None:
+            continue
+        b.pw.bias.add_(b.pw.weight[:, :, 0, 0] @ b.dw.bias)
+        dw = nn.Conv2d(b.dw.in_channels, b.dw.out_channels, 3, b.stride, 0, groups=b.dw.groups, bias=False)
+        dw.weight.copy_(b.dw.weight)
+        b.dw = dw
+    student.path = None
+    return student
 
 
 def load_tfjs(folder):

@@ -51,6 +51,12 @@ PY
 finetune/run.sh check_float.py --model "$tmp/dw-linear+relu+l2" --float-logits "$float_logits" \
     "$shared/images/grace_hopper.jpg"
 
+echo "smoke: dw-linear+relu, 6 steps along the path from the original network (--init path), its export"
+run --variant dw-linear+relu --init path --path-fraction 0.5 --path-width 2 --run "$tmp/path" \
+    --export "$tmp/dw-linear+relu" > "$tmp/path.out"
+"$mnq_gpu" run --check --model "$tmp/dw-linear+relu" --scheme tf8 --calibration "$tmp/calibration.txt" \
+    "$shared/images/grace_hopper.jpg"
+
 echo "smoke: qat-tf8, 3 steps, then resumed from its checkpoint for 3 more"
 run --variant qat-tf8 --run "$tmp/qat" --steps 3 > "$tmp/qat.out"
 run --variant qat-tf8 --run "$tmp/qat" --export "$tmp/qat-tf8.tflite" > "$tmp/qat.out"

@@ -16,7 +16,11 @@ classes, so its labels are never used), plus a weight times the feature loss: th
 of the squared error of the output (after its activation) relative to the teacher's mean square (every variant keeps
 the teacher's channels, so the blocks correspond one to one), plus, for +l2, (l2/2) * sum of squared depthwise
 weights (TF's l2_loss convention, the study's weight decay 4e-5 by default).
-The student runs end to end on its own inputs throughout, feature weight --features-final (0.1). (Optional, off by
+The student runs end to end on its own inputs throughout, feature weight --features-final (0.1).
+(--init path, tried and not used for the models: the student starts as the original network itself, with each
+depthwise BN as a bias, and over the first --path-fraction of the training each ReLU6 the variant removes has its
+clipping widened step by step, to clamp(z, -w, 6 + w) with w up to --path-width, then removed; feature weight
+--features on the path. The teacher's agreement falls as w grows faster than the training follows: README.md.) (Optional, off by
 default, and what failed before the refit existed: for --teacher-forced of the training each block runs on the
 teacher's input to it, then for --anneal its input moves linearly to the student's own; feature weight --features.)
 BatchNorm: running statistics frozen (eval mode throughout: 20 classes of data would skew ImageNet's statistics);
@@ -52,10 +56,12 @@ DEFAULT_DATA = os.path.join(REPO, "..", "shared", "imagenette")
 WARMUP_STEPS = 100
 
 
-def build_student(variant, teacher):
+def build_student(variant, teacher, init):
     if variant == "qat-tf8":
         import qat
         return qat.QatMobileNetV1(teacher)
+    if init == "path":
+        return mobilenet.start_path(teacher, variant)
     return mobilenet.make_variant(teacher, variant)
 
 
@@ -89,6 +95,20 @@ def batch_indices(step, batch, pool, seed):
     return np.sort(pool[order[i * batch:(i + 1) * batch]])
 
 
+def write_summary(args, steps, elapsed):
+    """RUN/summary.json: the run's cost as finetune/training.json records it (report's fine-tuning section)."""
+    start = {"path": "original weights, activations moved to the variant's (path)", "fold": "folded variant",
+             "diag": "per-channel refit", "full": "ridge refit"}[args.init] if args.variant != "qat-tf8" else \
+        "original weights, TF8 fake quantization"
+    log_times = [json.loads(line)["time"] for line in open(os.path.join(args.run, "log.jsonl")) if '"time"' in line]
+    summary = {"model": args.variant, "start": start, "minutes": round(elapsed / 60, 1), "steps": steps,
+               "batch": args.batch, "size": args.size, "images_seen": steps * args.batch,
+               "wall": f"{log_times[0]}–{log_times[-1]}" if log_times else "",
+               "machine": f"{os.cpu_count()} CPU cores, PyTorch {torch.__version__}, {args.threads} threads"}
+    with open(os.path.join(args.run, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+
+
 def save_atomic(obj, path):
     torch.save(obj, path + ".tmp")
     os.replace(path + ".tmp", path)
@@ -116,9 +136,18 @@ def main():
                         help="weight of the block-output (feature) loss; 0 distils the logits only")
     parser.add_argument("--freeze-ranges", type=float, default=0.8,
                         help="qat-tf8: activation ranges stop tracking at this fraction of the training")
-    parser.add_argument("--init", default="full", choices=["fold", "diag", "full"],
-                        help="float variants' start: fold = make_variant only; diag / full = refit.py's per-channel"
-                             " or ridge refit of each pointwise layer on --fit-images training images")
+    parser.add_argument("--init", default="full", choices=["full", "diag", "fold", "path"],
+                        help="float variants' start: full / diag = refit.py's ridge or per-channel refit of each"
+                             " pointwise layer on --fit-images training images; fold = make_variant only; path ="
+                             " the original network, each removed clipping then widened step by step to the"
+                             " variant's activation over the first --path-fraction of the training"
+                             " (mobilenet.start_path; tried, see finetune/README.md)")
+    parser.add_argument("--path-width", type=float, default=64.0,
+                        help="--init path: how far (in activation units) the removed clipping has been widened"
+                             " just before the path's end, where it is removed (mobilenet.MobileNetV1.activations)")
+    parser.add_argument("--path-fraction", type=float, default=0.6,
+                        help="--init path: the fraction of the training over which the activations move from the"
+                             " original's to the variant's (linearly); the rest trains the variant itself")
     parser.add_argument("--fit-images", type=int, default=512)
     parser.add_argument("--holdout", type=int, default=500,
                         help="imagenette images never trained on (refit.split_imagenette); agreement with the"
@@ -148,7 +177,8 @@ def main():
     teacher = mobilenet.load_original(args.model).to(memory_format=torch.channels_last)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    student = build_student(args.variant, teacher).to(memory_format=torch.channels_last)
+    student = build_student(args.variant, teacher, args.init).to(memory_format=torch.channels_last)
+    student.path_width = args.path_width
     student.eval()  # BatchNorm statistics frozen; no dropout anywhere
     optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=args.lr)
     images, _ = data.load_imagenette(args.data, args.cache, args.limit_images)
@@ -163,7 +193,7 @@ def main():
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
         print(f"resumed {args.variant} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
-    elif args.variant != "qat-tf8" and args.init != "fold":
+    elif args.variant != "qat-tf8" and args.init in ("diag", "full"):
         fit = np.sort(np.random.default_rng(args.seed).choice(pool, min(args.fit_images, len(pool)), replace=False))
         refit.refit(student, teacher, images[fit], teacher.input_size, args.init)
         print(f"refitted {args.variant} ({args.init}) on {len(fit)} training images", flush=True)
@@ -197,6 +227,9 @@ def main():
         x = data.augment(images[idx], args.size, generator)
         if hasattr(student, "freeze_ranges"):
             student.freeze_ranges = progress() >= args.freeze_ranges
+        if getattr(student, "path", None) is not None:
+            student.path = min(1.0, progress() / args.path_fraction)
+        on_path = getattr(student, "path", None) is not None and student.path < 1
         with torch.no_grad():
             teacher_logits, teacher_features = teacher(x, with_features=True)
         done = progress() - args.teacher_forced
@@ -207,7 +240,7 @@ def main():
             logits, features = student(x, with_features=True)
         kl = distillation_loss(logits, teacher_logits, args.temperature)
         loss = kl
-        feature_weight = args.features if mix < 1 or args.variant == "qat-tf8" else args.features_final
+        feature_weight = args.features if mix < 1 or on_path or args.variant == "qat-tf8" else args.features_final
         if feature_weight > 0:
             feat = feature_loss(features, teacher_features)
             loss = loss + feature_weight * feat
@@ -227,7 +260,8 @@ def main():
             rate = window_images / (time.time() - window_start)
             agree = (logits.argmax(1) == teacher_logits.argmax(1)).float().mean().item()
             record = {"step": step, "loss": loss.item(), "kl": kl.item(),
-                      "features": feat.item() if feature_weight > 0 else None, "mix": mix, "agree_top1": agree,
+                      "features": feat.item() if feature_weight > 0 else None, "mix": mix,
+                      "path": getattr(student, "path", None), "agree_top1": agree,
                       "lr": lr, "img_per_s": rate,
                       "elapsed_s": elapsed, "time": time.strftime("%H:%M:%S")}
             log.write(json.dumps(record) + "\n")
@@ -239,6 +273,9 @@ def main():
             checkpoint()
     bar.close()
     print(f"{args.variant}: {step} steps, {step * args.batch} images seen, {elapsed / 60:.1f} min", flush=True)
+    write_summary(args, step, elapsed)
+    if getattr(student, "path", None) is not None:
+        mobilenet.end_path(student)
     if args.export:
         import export
         export.export(student, args.export)

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 const MODEL_0_75: &str = "../shared/models/mobilenet_v1_0.75_224";
 const MODEL_1_0: &str = "../shared/models/mobilenet_v1_1.0_224";
 const VAL1300: &str = "../shared/imagenet/val1300";
+const IMAGENETTE: &str = "../shared/imagenette/labels.txt";
 /// A canoe, class 472.
 const CANOE: &str = "../shared/imagenet/val1300/images/ILSVRC2012_val_00000347.JPEG";
 /// Google's 0.25 × 128 QAT file, a small real model (tests/data/README.md).
@@ -296,7 +297,7 @@ fn a_device_lost_during_eval_is_a_clear_error_with_no_results_printed() {
 
 #[test]
 fn report_writes_results_with_every_scheme_checked_and_its_charts() {
-    if common::gpu_or_skip().is_none() || !common::data_or_skip(&[MODEL_0_75, MODEL_1_0, VAL1300]) {
+    if common::gpu_or_skip().is_none() || !common::data_or_skip(&[MODEL_0_75, MODEL_1_0, VAL1300, IMAGENETTE]) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("mnq-cli-report-{}", std::process::id()));
@@ -310,8 +311,17 @@ fn report_writes_results_with_every_scheme_checked_and_its_charts() {
         assert!(row.ends_with(" | 0 |"), "every layer checked, no byte differs: {row}");
     }
     assert!(markdown.contains("| conv_pw_13 | - | missing |"), "the 1.0 model's missing tensor");
-    // The arithmetic sections: every mode and weight width checked, no byte differing.
-    for row in ["| `tf8` | `double` |", "| `tf8` | `fp32` |", "| `cle-bc` | `single` |", "| `per-channel` | 4 |"] {
+    // The arithmetic sections (every mode and weight width) and the fine-tuning section (the models of
+    // models/finetuned/): every layer checked, no byte differing.
+    for row in [
+        "| `tf8` | `double` |",
+        "| `tf8` | `fp32` |",
+        "| `cle-bc` | `single` |",
+        "| `per-channel` | 4 |",
+        "| `dw-linear+relu+l2` | `tf8` |",
+        "| `dw-linear` | `per-channel` |",
+        "| `qat-tf8.tflite` | `tflite` |",
+    ] {
         let line = markdown.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{row}"));
         assert!(line.ends_with(" / **0** |"), "every layer checked, no byte differs: {line}");
     }
@@ -320,6 +330,7 @@ fn report_writes_results_with_every_scheme_checked_and_its_charts() {
         "plots/mobilenet_v1_1.0_224/conv_dw_1_folded.svg",
         "plots/sqnr_relu6_vs_relu.png",
         "plots/sqnr_weight_bits.png",
+        "plots/sqnr_finetuned_relu6_vs_relu.png",
     ] {
         assert!(markdown.contains(chart.trim_end_matches(".svg")) && dir.join(chart).exists(), "{chart}");
     }

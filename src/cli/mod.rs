@@ -8,6 +8,7 @@ mod download;
 mod dump;
 mod eval;
 mod export;
+mod finetune;
 mod inspect;
 mod quantize;
 mod report;

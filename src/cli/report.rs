@@ -4,7 +4,8 @@
 //! draws the charts.
 
 use super::{
-    arithmetic, charts, conventions, default_calibration_list, default_evaluation_list, find_shared, model_dir,
+    arithmetic, charts, conventions, default_calibration_list, default_evaluation_list, find_shared, finetune,
+    model_dir,
 };
 use super::{DeviceArgs, Stderr};
 use anyhow::{Context, Result};
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const MODEL_1_0: &str = "shared/models/mobilenet_v1_1.0_224";
+const IMAGENETTE_LABELS: &str = "shared/imagenette/labels.txt";
 /// Google's quantization-aware-trained uint8 TFLite models beside the repository, with their published ImageNet
 /// top-1 on the full validation set: tensorflow/models `research/slim/nets/mobilenet_v1.md` (the 1.0 × 224 figure
 /// is the 2018_08_02 release's, as ../shared/README.md gives it; the others are that page's 2018_02_22 figures).
@@ -67,16 +69,20 @@ pub enum Section {
     /// LiteRT's reference kernels, XNNPACK and ONNX Runtime against mnq-gpu, from the cross-checks' summaries
     /// (nothing is measured).
     Conventions,
+    /// The fine-tuned models of models/finetuned/ (the study's variants and QAT), before and after, on the
+    /// fine-tuning classes and the others, their ReLU6/ReLU SQNR, the training cost.
+    Finetune,
 }
 
 impl Section {
-    const ALL: [Section; 3] = [Section::Requant, Section::WeightBits, Section::Conventions];
+    const ALL: [Section; 4] = [Section::Requant, Section::WeightBits, Section::Conventions, Section::Finetune];
 
     fn name(self) -> &'static str {
         match self {
             Section::Requant => "requant",
             Section::WeightBits => "weight-bits",
             Section::Conventions => "conventions",
+            Section::Finetune => "finetune",
         }
     }
 
@@ -94,9 +100,31 @@ impl Section {
                 arithmetic::render_weight_bits(&bits, plots, plots_link)?
             }
             Section::Conventions => conventions::render(base),
+            Section::Finetune => {
+                let classes = imagenette_classes()?;
+                let models = finetune::source_path(finetune::MODELS)?;
+                let measured = report::measure_finetune(inputs, &models, &classes, &Stderr)?;
+                finetune::render(&measured, plots, plots_link)?
+            }
         };
         Ok(format!("<!-- section {0} -->\n{body}<!-- end {0} -->\n", self.name()))
     }
+}
+
+/// The ImageNet classes of the fine-tuning photos (the second column of `../shared/imagenette/labels.txt`).
+fn imagenette_classes() -> Result<Vec<usize>> {
+    let labels = find_shared(IMAGENETTE_LABELS)
+        .with_context(|| format!("the fine-tuning section needs {IMAGENETTE_LABELS} beside the repository"))?;
+    let text = std::fs::read_to_string(&labels).with_context(|| format!("reading {}", labels.display()))?;
+    let mut classes = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let class = line.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+        let class = class.with_context(|| format!("{}: `{line}` is not `FILE CLASS`", labels.display()))?;
+        if !classes.contains(&class) {
+            classes.push(class);
+        }
+    }
+    Ok(classes)
 }
 
 /// `markdown` with its section `section` replaced by `rendered` (markers included), or with `rendered` appended.

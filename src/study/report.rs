@@ -28,6 +28,19 @@ pub const BITS: [u8; 4] = [8, 6, 5, 4];
 /// The study's SQNR figure: ReLU6 against ReLU, each scheme against its own float model.
 pub const RELU_SCHEMES: [&str; 2] = ["tf8-zero-var", "tf8-zero-var+relu"];
 
+/// The fine-tuned float variants in `models/finetuned/` (issue 18), each evaluated under [`FINETUNE_SCHEMES`].
+pub const FINETUNED_VARIANTS: [&str; 3] = ["dw-linear", "dw-linear+relu", "dw-linear+relu+l2"];
+/// The quantization-aware fine-tuned file in `models/finetuned/`, evaluated with its own quantization.
+pub const FINETUNED_QAT: &str = "qat-tf8.tflite";
+pub const FINETUNE_SCHEMES: &str = "tf8,tf8-zero-var,per-channel";
+/// The fine-tuning section's schemes on the original weights: two post-training schemes to compare with, then
+/// each variant before fine-tuning, mnq-gpu's transforms of the original weights, the architecture alone (`+l2` is
+/// a training term, so `dw-linear+relu+l2` starts as `dw-linear+relu`).
+pub const BEFORE_SCHEMES: &str = "tf8-zero-var,per-channel,tf8+dw-linear,tf8-zero-var+dw-linear,per-channel+dw-linear,\
+                                  tf8+dw-linear+relu,tf8-zero-var+dw-linear+relu,per-channel+dw-linear+relu";
+/// The study's SQNR figure after fine-tuning: this scheme on the fine-tuned ReLU6 and ReLU variants.
+pub const FINETUNE_SQNR_SCHEME: &str = "tf8-zero-var";
+
 /// What every part of the report runs on.
 #[derive(Clone, Debug)]
 pub struct Inputs {
@@ -104,6 +117,57 @@ pub fn measure(inputs: &Inputs, model_1_0: &Path, tflite: &[PathBuf], progress: 
         })
         .collect::<Result<_>>()?;
     Ok(Results { eval, sqnr, analysis, channels_1_0, channels, tflite })
+}
+
+/// One fine-tuned model's evaluation: on the whole evaluation list, and on its images whose class is one of the
+/// fine-tuning classes.
+pub struct Finetuned {
+    /// Its entry in `models/finetuned/`.
+    pub name: String,
+    pub eval: eval::Report,
+    pub trained_classes: eval::Report,
+}
+
+/// What the fine-tuning section measured.
+pub struct Finetune {
+    /// The original model under [`BEFORE_SCHEMES`].
+    pub before: eval::Report,
+    /// Each of [`FINETUNED_VARIANTS`] under [`FINETUNE_SCHEMES`], then [`FINETUNED_QAT`] under its own quantization.
+    pub models: Vec<Finetuned>,
+    /// [`FINETUNE_SQNR_SCHEME`] on the fine-tuned `dw-linear` (ReLU6) and `dw-linear+relu` (ReLU).
+    pub relu6: sqnr::Report,
+    pub relu: sqnr::Report,
+}
+
+/// The fine-tuning section: the models of `folder` (`models/finetuned/`) evaluated like the main table (int8 on
+/// the device, every layer checked), also on the evaluation images of `trained_classes` (the ImageNet classes they
+/// were fine-tuned on), with the original model's "before" rows and the ReLU6/ReLU SQNR figure.
+pub fn measure_finetune(
+    inputs: &Inputs,
+    folder: &Path,
+    trained_classes: &[usize],
+    progress: &dyn Progress,
+) -> Result<Finetune> {
+    let before = evaluate(&Loaded::from_path(&inputs.model)?, &schemes(BEFORE_SCHEMES), &[], inputs, progress)?;
+    let entries =
+        FINETUNED_VARIANTS.iter().map(|name| (*name, schemes(FINETUNE_SCHEMES))).chain([(FINETUNED_QAT, vec![])]);
+    let mut models = Vec::new();
+    for (name, model_schemes) in entries {
+        let loaded = Loaded::from_path(&folder.join(name))?;
+        let model_schemes = if model_schemes.is_empty() { loaded.default_schemes() } else { model_schemes };
+        let quantized = super::quantize(&loaded, &model_schemes, Some(&inputs.calibration), progress)?;
+        let list = List::read(&inputs.evaluation, &loaded.float, inputs.limit)?;
+        let eval = eval::evaluate(&loaded.float, &quantized, &inputs.device, &list, true, progress)?;
+        let images = list.images.into_iter().filter(|i| trained_classes.contains(&i.class)).collect();
+        let subset = List { path: list.path, images };
+        let trained_classes = eval::evaluate(&loaded.float, &quantized, &inputs.device, &subset, true, progress)?;
+        models.push(Finetuned { name: name.to_string(), eval, trained_classes });
+    }
+    let sqnr_of = |name: &str| {
+        let loaded = Loaded::from_path(&folder.join(name))?;
+        measure_sqnr(&loaded, &schemes(FINETUNE_SQNR_SCHEME), &[], inputs, progress)
+    };
+    Ok(Finetune { before, models, relu6: sqnr_of("dw-linear")?, relu: sqnr_of("dw-linear+relu")? })
 }
 
 /// The requantization section: every scheme of [`MODE_SCHEMES`] under every mode (int8 on the device, every layer
