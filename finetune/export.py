@@ -37,8 +37,15 @@ def main():
     args = parser.parse_args()
     import train
     state = torch.load(args.checkpoint, weights_only=False)
-    student = train.build_student(state["variant"], mobilenet.load_original(args.model))
+    init = state["args"].get("init", "full")
+    student = train.build_student(state["variant"], mobilenet.load_original(args.model), init)
     student.load_state_dict(state["model"])
+    if init == "path" and state["variant"] != "qat-tf8":
+        student.path = state.get("path", 0.0)
+        if student.path < 1:
+            sys.exit(f"{args.checkpoint}: saved at {student.path:.2f} of the way along the path (--init path), so"
+                     " its network is not yet the variant; export a checkpoint from past --path-fraction")
+        mobilenet.end_path(student)
     export(student.eval(), args.out)
     print(f"wrote {args.out} ({state['variant']}, step {state['step']})")
 

@@ -207,7 +207,8 @@ def main():
                                   "images": len(held_out), "size": teacher.input_size}) + "\n")
             bar.write(f"step {step}: held-out agreement {agree:.3f}, KL {kl:.3f} ({len(held_out)} images)")
         save_atomic({"model": student.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                     "elapsed": elapsed, "variant": args.variant, "args": vars(args)}, checkpoint_path)
+                     "elapsed": elapsed, "variant": args.variant, "args": vars(args),
+                     "path": getattr(student, "path", None)}, checkpoint_path)
 
     log = open(os.path.join(args.run, "log.jsonl"), "a")
 

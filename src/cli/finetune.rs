@@ -118,7 +118,7 @@ pub fn render(finetune: &Finetune, plots: &Path, plots_link: &Path) -> Result<St
                 _ => (
                     format!("{} (original)", pair(before.float.top1_percent, before.float.top5_percent)),
                     String::new(),
-                    "Google's QAT: −0.9 against float",
+                    "Google's QAT files: *Retrained* above",
                 ),
             };
             let _ = writeln!(
