@@ -248,7 +248,7 @@ fn render(eval: &EvalReport, sqnr: &SqnrReport, analysis: &[LayerAnalysis], plot
             s.differing_bytes.map_or("-".into(), |d| d.to_string())
         );
     }
-    let _ = writeln!(md, "\nThe study's L2-regularised quantization-friendly network (68.03 %) needs training; it is not reproduced here.\n");
+    let _ = writeln!(md, "\nThe study's L2-regularised quantization-friendly network (68.03 %) needs training: its variants fine-tuned here, and quantization-aware training, are in the last section, *Fine-tuned*.\n");
 
     let _ = writeln!(md, "## Per-layer SQNR\n");
     let _ = writeln!(
