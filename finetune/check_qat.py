@@ -36,7 +36,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(2)
     state = torch.load(args.checkpoint, weights_only=False)
-    model = qat.QatMobileNetV1(mobilenet.load_original(args.model))
+    model = qat.QatMobileNetV1(mobilenet.load_original(args.model), state["args"].get("learn_weight_ranges", False))
     model.load_state_dict(state["model"])
     model.eval()
     with tempfile.TemporaryDirectory() as tmp:

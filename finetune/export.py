@@ -38,7 +38,8 @@ def main():
     import train
     state = torch.load(args.checkpoint, weights_only=False)
     init = state["args"].get("init", "full")
-    student = train.build_student(state["variant"], mobilenet.load_original(args.model), init)
+    learn_weight_ranges = state["args"].get("learn_weight_ranges", False)
+    student = train.build_student(state["variant"], mobilenet.load_original(args.model), init, learn_weight_ranges)
     student.load_state_dict(state["model"])
     if init == "path" and state["variant"] != "qat-tf8":
         student.path = state.get("path", 0.0)

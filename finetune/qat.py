@@ -12,6 +12,8 @@ module does in float to mirror it:
   at 0. Without it the weight ranges cannot shrink: min/max ranges pass no gradient.
 - Weights: per-tensor asymmetric uint8, parameters from the folded kernel's min/max extended to 0 with gemmlowp's
   nudged zero point (QuantParams::from_range), codes round(w/scale) + zp (ties away from zero), clamped to [0, 255].
+  With `learn_weight_ranges` (train.py --learn-weight-ranges) each layer's range trains instead, as factors of its
+  starting min and max, with LSQ's gradient for the scale; weights beyond it clamp to the end codes.
 - Bias: int32 at scale s_in*s_w, round(b'/(s_in*s_w)).
 - Activations quantized where the engine holds uint8: the input, each convolution's output after its ReLU6, the
   pool's output (which keeps its input's parameters; the integer pool rounds (sum + n/2)/n), the logits.
@@ -76,7 +78,7 @@ class QatConv(nn.Module):
     """A convolution with its BatchNorm folded, fake-quantized weights and bias, ReLU6 or none, and a tracked
     output range. `kind`: conv (3x3 on the image), depthwise, pointwise or classifier."""
 
-    def __init__(self, name, conv, bn, kind, stride, relu6):
+    def __init__(self, name, conv, bn, kind, stride, relu6, learn_weight_range=False):
         super().__init__()
         self.name, self.kind, self.stride, self.relu6 = name, kind, stride, relu6
         self.weight = nn.Parameter(conv.weight.detach().clone())
@@ -96,6 +98,22 @@ class QatConv(nn.Module):
             self.bias = nn.Parameter(conv.bias.detach().clone())
         self.register_buffer("range", torch.tensor([0.0, 0.0]))
         self.register_buffer("range_seen", torch.tensor(False))
+        if learn_weight_range:
+            # The weights' range learnt: the folded kernel's starting min and max times factors that train (so
+            # Adam steps them relative to each layer's range); weights beyond it clamp to the end codes.
+            w, _ = self.folded()
+            self.register_buffer("start_range", torch.stack([w.detach().min(), w.detach().max()]))
+            self.weight_range_factor = nn.Parameter(torch.ones(2))
+        else:
+            self.weight_range_factor = None
+
+    def weight_range(self):
+        """The weights' (lo, hi) as tensors: learnt (weight_range_factor), or the folded kernel's min and max."""
+        if self.weight_range_factor is None:
+            w, _ = self.folded()
+            return w.detach().min(), w.detach().max()
+        lo, hi = self.start_range * self.weight_range_factor.clamp(min=0.01)
+        return lo, hi
 
     def folded(self):
         """(W', b'), BatchNorm folded as transform::fold_batch_norms (float32)."""
@@ -105,8 +123,8 @@ class QatConv(nn.Module):
         return self.weight * s[:, None, None, None], self.beta - self.mean * s
 
     def weight_params(self):
-        w, _ = self.folded()
-        return quant_params(w.detach().min(), w.detach().max())
+        lo, hi = self.weight_range()
+        return quant_params(lo.detach(), hi.detach())
 
     def output_params(self):
         return quant_params(self.range[0], self.range[1])
@@ -115,7 +133,14 @@ class QatConv(nn.Module):
         """Fake-quantized (W, b) and their parameters: weights (scale, zp), bias scale."""
         w, b = self.folded()
         w_scale, w_zero = self.weight_params()
-        w_q = fake_quant(w, w_scale, w_zero)
+        if self.weight_range_factor is None:
+            w_q = fake_quant(w, w_scale, w_zero)
+        else:
+            # The scale's value exactly as the file holds it; its gradient that of (hi - lo)/255 (LSQ's: the
+            # rounding error inside the range, the end code's distance from the zero point beyond it).
+            lo, hi = self.weight_range()
+            span = (hi.clamp(min=0) - lo.clamp(max=0)) / 255
+            w_q = fake_quant(w, w_scale + (span - span.detach()), w_zero)
         bias_scale = float(torch.tensor(input_scale, dtype=torch.float32) * torch.tensor(w_scale, dtype=torch.float32))
         b_q = ste(b / bias_scale, round_away(b / bias_scale).clamp(-(1 << 30), 1 << 30)) * bias_scale
         return w_q, b_q, (w_scale, w_zero, bias_scale)
@@ -142,16 +167,17 @@ class QatConv(nn.Module):
 class QatMobileNetV1(nn.Module):
     variant = "qat-tf8"
 
-    def __init__(self, original):
+    def __init__(self, original, learn_weight_ranges=False):
         super().__init__()
         assert original.variant == "original"
         self.input_size = original.input_size
-        layers = [QatConv("conv1", original.conv1, original.conv1_bn, "conv", 2, True)]
+        learn = learn_weight_ranges
+        layers = [QatConv("conv1", original.conv1, original.conv1_bn, "conv", 2, True, learn)]
         for i, b in enumerate(original.blocks, start=1):
-            layers.append(QatConv(f"conv_dw_{i}", b.dw, b.dw_bn, "depthwise", b.stride, True))
-            layers.append(QatConv(f"conv_pw_{i}", b.pw, b.pw_bn, "pointwise", 1, True))
+            layers.append(QatConv(f"conv_dw_{i}", b.dw, b.dw_bn, "depthwise", b.stride, True, learn))
+            layers.append(QatConv(f"conv_pw_{i}", b.pw, b.pw_bn, "pointwise", 1, True, learn))
         self.convs = nn.ModuleList(layers)
-        self.classifier = QatConv("conv_preds", original.classifier, None, "classifier", 1, False)
+        self.classifier = QatConv("conv_preds", original.classifier, None, "classifier", 1, False, learn)
         self.freeze_ranges = False
 
     def quantize_input(self, x):

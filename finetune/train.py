@@ -56,10 +56,10 @@ DEFAULT_DATA = os.path.join(REPO, "..", "shared", "imagenette")
 WARMUP_STEPS = 100
 
 
-def build_student(variant, teacher, init):
+def build_student(variant, teacher, init, learn_weight_ranges=False):
     if variant == "qat-tf8":
         import qat
-        return qat.QatMobileNetV1(teacher)
+        return qat.QatMobileNetV1(teacher, learn_weight_ranges)
     if init == "path":
         return mobilenet.start_path(teacher, variant)
     return mobilenet.make_variant(teacher, variant)
@@ -136,6 +136,11 @@ def main():
                         help="weight of the block-output (feature) loss; 0 distils the logits only")
     parser.add_argument("--freeze-ranges", type=float, default=0.8,
                         help="qat-tf8: activation ranges stop tracking at this fraction of the training")
+    parser.add_argument("--learn-weight-ranges", action="store_true",
+                        help="qat-tf8: each layer's weight range trains (qat.QatConv.weight_range), from its"
+                             " folded kernel's min and max, at peak lr --range-lr; else it follows min and max")
+    parser.add_argument("--range-lr", type=float, default=3e-4,
+                        help="peak lr of the learnt weight ranges (relative: they train as factors of the start)")
     parser.add_argument("--init", default="full", choices=["full", "diag", "fold", "path"],
                         help="float variants' start: full / diag = refit.py's ridge or per-channel refit of each"
                              " pointwise layer on --fit-images training images; fold = make_variant only; path ="
@@ -177,10 +182,14 @@ def main():
     teacher = mobilenet.load_original(args.model).to(memory_format=torch.channels_last)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    student = build_student(args.variant, teacher, args.init).to(memory_format=torch.channels_last)
+    student = build_student(args.variant, teacher, args.init, args.learn_weight_ranges)
+    student = student.to(memory_format=torch.channels_last)
     student.path_width = args.path_width
     student.eval()  # BatchNorm statistics frozen; no dropout anywhere
-    optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=args.lr)
+    ranges = [p for name, p in student.named_parameters() if name.endswith("weight_range_factor")]
+    others = [p for name, p in student.named_parameters() if not name.endswith("weight_range_factor")]
+    groups = [{"params": others, "peak": args.lr}] + ([{"params": ranges, "peak": args.range_lr}] if ranges else [])
+    optimizer = torch.optim.Adam(groups, lr=args.lr)
     images, _ = data.load_imagenette(args.data, args.cache, args.limit_images)
     pool, held_out = refit.split_imagenette(len(images), min(args.holdout, len(images) // 4))
     held_out = images[held_out[:args.agree_images]]
@@ -248,7 +257,8 @@ def main():
         if l2 > 0:
             loss = loss + 0.5 * l2 * sum((w ** 2).sum() for w in student.depthwise_kernels())
         for group in optimizer.param_groups:
-            group["lr"] = lr = learning_rate(step, progress(), args.lr, args.warmup)
+            group["lr"] = learning_rate(step, progress(), group["peak"], args.warmup)
+        lr = optimizer.param_groups[0]["lr"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if args.clip > 0:
