@@ -100,6 +100,8 @@ def write_summary(args, steps, elapsed):
     start = {"path": "original weights, activations moved to the variant's (path)", "fold": "folded variant",
              "diag": "per-channel refit", "full": "ridge refit"}[args.init] if args.variant != "qat-tf8" else \
         "original weights, TF8 fake quantization"
+    if args.start_from:
+        start = f"{args.start_from} ({start})"
     log_times = [json.loads(line)["time"] for line in open(os.path.join(args.run, "log.jsonl")) if '"time"' in line]
     summary = {"model": args.variant, "start": start, "minutes": round(elapsed / 60, 1), "steps": steps,
                "batch": args.batch, "size": args.size, "images_seen": steps * args.batch,
@@ -141,6 +143,9 @@ def main():
                              " folded kernel's min and max, at peak lr --range-lr; else it follows min and max")
     parser.add_argument("--range-lr", type=float, default=3e-4,
                         help="peak lr of the learnt weight ranges (relative: they train as factors of the start)")
+    parser.add_argument("--start-from", default=None,
+                        help="start from this checkpoint's model (another run's checkpoint.pt: a second stage with"
+                             " its own schedule; its optimizer state and step are not taken)")
     parser.add_argument("--init", default="full", choices=["full", "diag", "fold", "path"],
                         help="float variants' start: full / diag = refit.py's ridge or per-channel refit of each"
                              " pointwise layer on --fit-images training images; fold = make_variant only; path ="
@@ -202,6 +207,11 @@ def main():
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed"]
         print(f"resumed {args.variant} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
+    elif args.start_from:
+        start = torch.load(args.start_from, weights_only=False)
+        assert start["variant"] == args.variant, f"{args.start_from} holds {start['variant']}, not {args.variant}"
+        student.load_state_dict(start["model"])
+        print(f"started from {args.start_from} (step {start['step']} of its run)", flush=True)
     elif args.variant != "qat-tf8" and args.init in ("diag", "full"):
         fit = np.sort(np.random.default_rng(args.seed).choice(pool, min(args.fit_images, len(pool)), replace=False))
         refit.refit(student, teacher, images[fit], teacher.input_size, args.init)
