@@ -208,7 +208,7 @@ fn render(eval: &EvalReport, sqnr: &SqnrReport, analysis: &[LayerAnalysis], plot
     let _ = writeln!(
         md,
         "Regenerate with `cargo run --release -- report` (75 minutes on 2 CPU cores shared with other work, with the \
-         software Vulkan device). Model `{}`, calibrated on the 100 images of `calibration.txt`, evaluated on the {} images of `{}`. \
+         software Vulkan device, and 28 more for the fine-tuning section). Model `{}`, calibrated on the 100 images of `calibration.txt`, evaluated on the {} images of `{}`. \
          int8 ran on: {}. Every int8 result was confirmed on the CPU integer reference, every layer's output, bit for \
          bit (column *differing bytes*).\n",
         eval.model,
