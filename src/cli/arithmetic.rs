@@ -20,7 +20,8 @@ fn logits_db(sqnr: &SqnrReport) -> Vec<f64> {
     sqnr.schemes.iter().map(|s| s.layers.last().map_or(f64::NAN, |l| l.accumulated_db)).collect()
 }
 
-fn check(s: &SchemeReport) -> String {
+/// A checked result's *checked / differing bytes* cell.
+pub fn check(s: &SchemeReport) -> String {
     match (s.checked_bytes, s.differing_bytes) {
         (Some(compared), Some(differing)) => format!("{compared} / **{differing}**"),
         _ => "-".into(),

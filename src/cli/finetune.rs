@@ -4,10 +4,11 @@
 //! study's ReLU6/ReLU SQNR figure after fine-tuning; the training cost. [`mnq_gpu::study::report::measure_finetune`]
 //! measures it; the training runs are read from [`TRAINING_RUNS`].
 
+use super::arithmetic::check;
 use anyhow::{Context, Result};
 use mnq_gpu::plot::{self, Series};
 use mnq_gpu::study::eval::{Report as EvalReport, SchemeReport};
-use mnq_gpu::study::report::{Finetune, FINETUNE_SQNR_SCHEME};
+use mnq_gpu::study::report::{Finetune, FINETUNED_QAT, FINETUNE_SQNR_SCHEME};
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -67,13 +68,6 @@ fn pair(top1: f64, top5: f64) -> String {
     format!("{top1:.2} / {top5:.2}")
 }
 
-fn check(s: &SchemeReport) -> String {
-    match (s.checked_bytes, s.differing_bytes) {
-        (Some(compared), Some(differing)) => format!("{compared} / **{differing}**"),
-        _ => "-".into(),
-    }
-}
-
 /// Top-1 (%) over the images of `all` that are not in `part` (a subset of them), from the two percentages.
 fn top1_of_rest(all: f64, all_images: usize, part: f64, part_images: usize) -> f64 {
     let rest = all_images.saturating_sub(part_images);
@@ -110,7 +104,7 @@ pub fn render(finetune: &Finetune, plots: &Path, plots_link: &Path) -> Result<St
     for model in &finetune.models {
         for s in &model.eval.schemes {
             let (before_float, before_int8, study) = match find(before, &before_scheme(&model.name, &s.scheme)) {
-                Some(b) if model.eval.schemes.len() > 1 => (
+                Some(b) if model.name != FINETUNED_QAT => (
                     pair(b.float.top1_percent, b.float.top5_percent),
                     pair(b.int8.top1_percent, b.int8.top5_percent),
                     if s.scheme == "tf8" { study_figure(&model.name) } else { "" },
@@ -162,7 +156,7 @@ fn render_goals(md: &mut String, finetune: &Finetune) {
             verdict(l2 >= 75.0 && l2 > zero_var)
         );
     }
-    if let Some(qat) = int8("qat-tf8.tflite", "tflite") {
+    if let Some(qat) = int8(FINETUNED_QAT, "tflite") {
         let _ = writeln!(
             md,
             "- QAT, per-tensor TF8, ≥ 77.1 % (within 1 point of float): {qat:.2} %, {}.",
