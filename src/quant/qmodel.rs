@@ -246,16 +246,16 @@ impl QLayer {
         self.input.scale / (self.output.scale * positions)
     }
 
-    /// The global average pool: it keeps its input's quantization (TFLite requires it), so it has no weights,
-    /// multipliers or clamp.
-    pub fn global_avg_pool(name: &str, input_shape: Shape, input: QuantParams) -> QLayer {
+    /// A layer without weights (a pool or an ADD) from `input_shape` to `output_shape`: no weights, multipliers or
+    /// clamp, the default arithmetic; each constructor below sets what its op has.
+    fn weightless(name: &str, op: Op, input_shape: Shape, output_shape: Shape, input: QuantParams) -> QLayer {
         QLayer {
             name: name.to_string(),
-            op: Op::GlobalAvgPool,
+            op,
             inputs: Vec::new(),
             add: None,
             input_shape,
-            output_shape: Shape::new(1, 1, input_shape.c),
+            output_shape,
             input,
             output: input,
             weights: Vec::new(),
@@ -269,6 +269,13 @@ impl QLayer {
             requant: Requant::Double,
             pool: PoolRounding::HalfUp,
         }
+    }
+
+    /// The global average pool: it keeps its input's quantization (TFLite requires it), so it has no weights,
+    /// multipliers or clamp.
+    pub fn global_avg_pool(name: &str, input_shape: Shape, input: QuantParams) -> QLayer {
+        let output_shape = Shape::new(1, 1, input_shape.c);
+        QLayer::weightless(name, Op::GlobalAvgPool, input_shape, output_shape, input)
     }
 
     /// An ADD of `inputs` (two sources) of `shape`, the first quantized as `first`, into `output`, with `add`'s
@@ -285,24 +292,12 @@ impl QLayer {
         act_max: u8,
     ) -> QLayer {
         QLayer {
-            name: name.to_string(),
-            op: Op::Add,
             inputs,
             add: Some(add),
-            input_shape: shape,
-            output_shape: shape,
-            input: first,
             output,
-            weights: Vec::new(),
-            weight_scales: Vec::new(),
-            weight_zero_points: Vec::new(),
-            bias: Vec::new(),
-            multipliers: Vec::new(),
-            shifts: Vec::new(),
             act_min,
             act_max: vec![act_max; shape.c],
-            requant: Requant::Double,
-            pool: PoolRounding::HalfUp,
+            ..QLayer::weightless(name, Op::Add, shape, shape, first)
         }
     }
 
