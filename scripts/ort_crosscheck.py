@@ -23,8 +23,8 @@ Run it with the interpreter that scripts/ort-venv.sh makes:
   py="$(scripts/ort-venv.sh | tail -n1)"
   "$py" scripts/ort_crosscheck.py --mnq target/release/mnq-gpu --models m_qdq.onnx,m_qop.onnx --images 5
 
-Exit status: 0 when every byte matches but the excused ones, 1 when any other differs, 2 on a usage error (missing binary, model, list or
-package), 3 when mnq-gpu fails or writes a dump this script cannot read.
+Exit status: 0 when every byte matches but the excused ones, 1 when any other differs, 2 on a usage error (missing
+binary, model, list or package), 3 when mnq-gpu fails or writes a dump this script cannot read.
 """
 
 import argparse
@@ -290,11 +290,13 @@ def main():
                                 "layers": list(stats.values())})
         if args.json:
             args.json.write_text(json.dumps({"ort_version": ort.__version__, "results": results}, indent=1))
-        excused = sum(r["differences_excused"] for r in results)
+        excused_runs = sum(r["differences_excused"] for r in results)
         if total_differing:
             print(f"MISMATCH: {total_differing:,} bytes differ")
+        elif excused_runs:
+            print(f"all bytes match but those of {excused_runs} excused runs")
         else:
-            print("all bytes match" if not excused else f"all bytes match but those of {excused} excused runs")
+            print("all bytes match")
         return 0 if total_differing == 0 else EXIT_DIFFERS
     except CheckError as error:
         print(f"error: {error}", file=sys.stderr)
