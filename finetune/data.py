@@ -6,7 +6,9 @@ truncated), TF 1 bilinear resize (align_corners=False, no half-pixel centres), x
 Training: every imagenette photo (25,328, all 160x160) is decoded once into a uint8 array cached on disk
 (<cache>/imagenette160.npy, 1.9 GB), so a step spends no time on JPEG decoding. Augmentation, per image, on the
 batch: a random crop of 35-100 % of the area with aspect 3/4-4/3 (Inception-style), bilinear resize to the training
-size, a random horizontal flip, and x/127.5 - 1. The teacher sees the same augmented image as the student.
+size, a random horizontal flip, and x/127.5 - 1; optionally (`mix`) part of the batch blended with other photos of
+it (mixup, as the "patient and consistent" teacher's function matching: Beyer et al., 2022), so that the student
+matches the teacher also between the 20 classes' photos. The teacher sees the same augmented image as the student.
 """
 
 import math
@@ -97,3 +99,18 @@ def augment(batch_uint8, size, generator):
     grid = F.affine_grid(theta.float(), [n, 3, size, size], align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return (out / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
+
+
+def mix(x, fraction, generator):
+    """Mixup for distillation: the first round(fraction * N) images of the batch x [N, 3, S, S] each blended with
+    a random other image of the batch, weight uniform in [0, 1]; the rest unchanged. No labels are mixed: the
+    teacher labels the blended image itself."""
+    n = x.shape[0]
+    count = round(fraction * n)
+    if count == 0:
+        return x
+    partner = torch.randperm(n, generator=generator)[:count]
+    weight = torch.rand(count, 1, 1, 1, generator=generator)
+    mixed = x.clone()
+    mixed[:count] = weight * x[:count] + (1 - weight) * x[partner]
+    return mixed.contiguous(memory_format=torch.channels_last)

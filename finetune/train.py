@@ -132,6 +132,8 @@ def main():
     parser.add_argument("--size", type=int, default=160, help="training resolution")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--warmup", type=int, default=WARMUP_STEPS, help="steps of linear lr warm-up")
+    parser.add_argument("--mixup", type=float, default=0.0,
+                        help="the fraction of each batch blended with another photo of it (data.mix); 0: none")
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--l2", type=float, default=None, help="depthwise L2 weight (default: 4e-5 for +l2, else 0)")
     parser.add_argument("--features", type=float, default=1.0,
@@ -244,7 +246,7 @@ def main():
         start = time.time()
         idx = batch_indices(step, args.batch, pool, args.seed)
         generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        x = data.augment(images[idx], args.size, generator)
+        x = data.mix(data.augment(images[idx], args.size, generator), args.mixup, generator)
         if hasattr(student, "freeze_ranges"):
             student.freeze_ranges = progress() >= args.freeze_ranges
         if getattr(student, "path", None) is not None:
