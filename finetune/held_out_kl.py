@@ -36,6 +36,8 @@ def probabilities(mnq_gpu, model, images, int8):
                          check=True, capture_output=True, text=True).stdout
     table = np.zeros((len(images), 1000))
     for i, result in enumerate(json.loads(out)):
+        if int8 and not result["int8"]:
+            sys.exit(f"held_out_kl: {model} ran no int8 pipeline (a quantized .tflite or ONNX file is expected)")
         for prediction in (result["int8"][0]["top"] if int8 else result["float"]):
             if prediction["class"] is not None:  # a TFLite model's background output
                 table[i, prediction["class"]] = prediction["probability"]
