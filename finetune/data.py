@@ -104,8 +104,7 @@ def augment(batch_uint8, size, generator):
 def mix(x, fraction, generator):
     """Mixup for distillation: the first round(fraction * N) images of the batch x [N, 3, S, S] each blended with
     a random image of the batch (a random permutation's; now and then itself), weight uniform in [0, 1]; the rest
-    unchanged. No labels are mixed: the
-    teacher labels the blended image itself."""
+    unchanged. No labels are mixed: the teacher labels the blended image itself."""
     n = x.shape[0]
     count = round(fraction * n)
     if count == 0:
