@@ -26,7 +26,6 @@ import refit  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared")
-HOLDOUT = 500  # train.py's --holdout default
 BLEND_SEED = 7
 
 
@@ -62,7 +61,7 @@ def main():
     parser.add_argument("files", nargs="+")
     args = parser.parse_args()
     photos, _ = data.load_imagenette(args.data, args.cache, args.limit_images)
-    _, held_out = refit.split_imagenette(len(photos), min(HOLDOUT, len(photos) // 4))  # as train.py splits
+    _, held_out = refit.split_imagenette(len(photos))  # train.py's split at its default --holdout
     held_out = photos[held_out[:args.images]].astype(np.float32)
     weight = np.random.default_rng(BLEND_SEED).uniform(0.2, 0.8, len(held_out))[:, None, None, None]
     blends = weight * held_out + (1 - weight) * np.roll(held_out, -1, axis=0)

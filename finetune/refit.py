@@ -28,10 +28,13 @@ import mobilenet  # noqa: E402
 from mobilenet import activation, pad_same  # noqa: E402
 
 HOLDOUT_SEED = 20261205
+HOLDOUT = 500  # imagenette photos never trained on (train.py's --holdout default)
 
 
-def split_imagenette(count, holdout):
-    """(training indices, held-out indices): a fixed random `holdout` images never trained on, for agreement."""
+def split_imagenette(count, holdout=HOLDOUT):
+    """(training indices, held-out indices): a fixed random `holdout` images (at most a quarter of `count`) never
+    trained on, for agreement. train.py, refit.py and held_out_kl.py all split through here."""
+    holdout = min(holdout, count // 4)
     order = np.random.default_rng(HOLDOUT_SEED).permutation(count)
     return np.sort(order[holdout:]), np.sort(order[:holdout])
 
@@ -132,7 +135,7 @@ def main():
     parser.add_argument("--method", default="diag", choices=["diag", "full"])
     parser.add_argument("--limit-images", type=int, default=None, help="only the first N images (smoke runs)")
     parser.add_argument("--fit-images", type=int, default=256)
-    parser.add_argument("--holdout", type=int, default=500)
+    parser.add_argument("--holdout", type=int, default=HOLDOUT)
     parser.add_argument("--size", type=int, default=224, help="resolution of the fit and of the agreement check")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="write the refitted (untrained) variant as a TF.js folder")
@@ -140,7 +143,7 @@ def main():
     torch.set_num_threads(args.threads)
     teacher = mobilenet.load_original(args.model).to(memory_format=torch.channels_last)
     images, _ = data.load_imagenette(args.data, args.cache, args.limit_images)
-    train_idx, held_idx = split_imagenette(len(images), min(args.holdout, len(images) // 4))
+    train_idx, held_idx = split_imagenette(len(images), args.holdout)
     fit_idx = np.sort(np.random.default_rng(0).choice(train_idx, min(args.fit_images, len(train_idx)), replace=False))
     held = images[held_idx]
     student = mobilenet.make_variant(teacher, args.variant).to(memory_format=torch.channels_last)

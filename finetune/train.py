@@ -99,7 +99,8 @@ def write_summary(args, steps, elapsed):
     """RUN/summary.json: the run's cost as finetune/training.json records it (report's fine-tuning section)."""
     start = {"path": "original weights, activations moved to the variant's (path)", "fold": "folded variant",
              "diag": "per-channel refit", "full": "ridge refit"}[args.init] if args.variant != "qat-tf8" else \
-        "original weights, TF8 fake quantization"
+        ("original weights cross-layer equalized (scales >= 1), TF8 fake quantization" if args.equalize else
+         "original weights, TF8 fake quantization")
     if args.start_from:
         start = f"{args.start_from} ({start})"
     log_times = [json.loads(line)["time"] for line in open(os.path.join(args.run, "log.jsonl")) if '"time"' in line]
@@ -143,6 +144,9 @@ def main():
     parser.add_argument("--learn-weight-ranges", action="store_true",
                         help="qat-tf8: each layer's weight range trains (qat.QatConv.weight_range), from its"
                              " folded kernel's min and max, at peak lr --range-lr; else it follows min and max")
+    parser.add_argument("--equalize", action="store_true",
+                        help="qat-tf8: start from cross-layer equalized weights, scales >= 1"
+                             " (qat.QatMobileNetV1.equalize)")
     parser.add_argument("--range-lr", type=float, default=3e-4,
                         help="peak lr of the learnt weight ranges (relative: they train as factors of the start)")
     parser.add_argument("--start-from", default=None,
@@ -161,7 +165,7 @@ def main():
                         help="--init path: the fraction of the training over which the activations move from the"
                              " original's to the variant's (linearly); the rest trains the variant itself")
     parser.add_argument("--fit-images", type=int, default=512)
-    parser.add_argument("--holdout", type=int, default=500,
+    parser.add_argument("--holdout", type=int, default=refit.HOLDOUT,
                         help="imagenette images never trained on (refit.split_imagenette); agreement with the"
                              " teacher on the first --agree-images of them is logged at every checkpoint")
     parser.add_argument("--agree-images", type=int, default=200)
@@ -181,6 +185,7 @@ def main():
     parser.add_argument("--export", default=None, help="write the final model here (TF.js folder or .tflite)")
     args = parser.parse_args()
     assert (args.steps is None) != (args.minutes is None), "give exactly one of --steps and --minutes"
+    assert not args.equalize or args.variant == "qat-tf8", "--equalize is for qat-tf8"
     l2 = args.l2 if args.l2 is not None else (4e-5 if args.variant.endswith("+l2") else 0.0)
 
     torch.manual_seed(args.seed)
@@ -198,7 +203,7 @@ def main():
     groups = [{"params": others, "peak": args.lr}] + ([{"params": ranges, "peak": args.range_lr}] if ranges else [])
     optimizer = torch.optim.Adam(groups, lr=args.lr)
     images, _ = data.load_imagenette(args.data, args.cache, args.limit_images)
-    pool, held_out = refit.split_imagenette(len(images), min(args.holdout, len(images) // 4))
+    pool, held_out = refit.split_imagenette(len(images), args.holdout)
     held_out = images[held_out[:args.agree_images]]
 
     checkpoint_path = os.path.join(args.run, "checkpoint.pt")
@@ -214,6 +219,9 @@ def main():
         assert start["variant"] == args.variant, f"{args.start_from} holds {start['variant']}, not {args.variant}"
         student.load_state_dict(start["model"])
         print(f"started from {args.start_from} (step {start['step']} of its run)", flush=True)
+    elif args.variant == "qat-tf8" and args.equalize:
+        student.equalize()
+        print("equalized (cross-layer, scales >= 1)", flush=True)
     elif args.variant != "qat-tf8" and args.init in ("diag", "full"):
         fit = np.sort(np.random.default_rng(args.seed).choice(pool, min(args.fit_images, len(pool)), replace=False))
         refit.refit(student, teacher, images[fit], teacher.input_size, args.init)

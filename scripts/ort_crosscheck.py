@@ -111,19 +111,19 @@ class OrtModel:
                 raise CheckError(f"ORT cannot load {self.path}: {error}", EXIT_USAGE) from error
             self.model = onnx.load(options.optimized_model_filepath)
         self.fused = collections.Counter(n.op_type for n in self.model.graph.node)
+        self.initializers = {t.name: t for t in self.model.graph.initializer}
         self.u8s8 = any(self._zero_point_type(n, 2) == onnx.TensorProto.UINT8
                         and self._zero_point_type(n, 5) == onnx.TensorProto.INT8
                         for n in self.model.graph.node if n.op_type in WEIGHTED_OPS)
 
     def _zero_point_type(self, node, index=None):
         """The element type of `node`'s zero point at input `index` (default: its output's)."""
-        initializers = {t.name: t for t in self.model.graph.initializer}
         if index is None:
             index = QLINEAR_OPS.get(node.op_type, 2)  # QuantizeLinear: input 2
-        if index >= len(node.input) or node.input[index] not in initializers:
+        if index >= len(node.input) or node.input[index] not in self.initializers:
             raise CheckError(f"{self.path}: {node.op_type} {node.name} has no constant zero point at input {index}",
                              EXIT_RUN_FAILED)
-        return initializers[node.input[index]].data_type
+        return self.initializers[node.input[index]].data_type
 
     def prepare(self, layer_count):
         """The session: input QuantizeLinear removed, the `layer_count` fused ops' outputs exposed."""
@@ -134,7 +134,7 @@ class OrtModel:
         for node in graph.node:
             for name in node.input:
                 consumers[name].append(node)
-        (float_input,) = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+        (float_input,) = [i for i in graph.input if i.name not in self.initializers]
         quantize = consumers[float_input.name]
         if len(quantize) != 1 or quantize[0].op_type != "QuantizeLinear":
             raise CheckError(f"{self.path}: the input is not quantized by one QuantizeLinear", EXIT_USAGE)
