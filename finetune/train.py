@@ -136,6 +136,10 @@ def main():
     parser.add_argument("--mixup", type=float, default=0.0,
                         help="the fraction of each batch blended with another photo of it (data.mix); 0: none")
     parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--logit-mse", type=float, default=0.0,
+                        help="weight of the mean squared error of all 1,000 logits against the teacher's, beside"
+                             " the KL (which, softened at T = 2, hardly constrains the classes absent from"
+                             " imagenette's photos); 0: none")
     parser.add_argument("--l2", type=float, default=None, help="depthwise L2 weight (default: 4e-5 for +l2, else 0)")
     parser.add_argument("--features", type=float, default=1.0,
                         help="weight of the block-output (feature) loss; 0 distils the logits only")
@@ -274,6 +278,9 @@ def main():
         if feature_weight > 0:
             feat = feature_loss(features, teacher_features)
             loss = loss + feature_weight * feat
+        if args.logit_mse > 0:
+            mse = ((logits - teacher_logits) ** 2).mean()
+            loss = loss + args.logit_mse * mse
         if l2 > 0:
             loss = loss + 0.5 * l2 * sum((w ** 2).sum() for w in student.depthwise_kernels())
         for group in optimizer.param_groups:
@@ -291,7 +298,8 @@ def main():
             rate = window_images / (time.time() - window_start)
             agree = (logits.argmax(1) == teacher_logits.argmax(1)).float().mean().item()
             record = {"step": step, "loss": loss.item(), "kl": kl.item(),
-                      "features": feat.item() if feature_weight > 0 else None, "mix": mix,
+                      "features": feat.item() if feature_weight > 0 else None,
+                      "logit_mse": mse.item() if args.logit_mse > 0 else None, "mix": mix,
                       "path": getattr(student, "path", None), "agree_top1": agree,
                       "lr": lr, "img_per_s": rate,
                       "elapsed_s": elapsed, "time": time.strftime("%H:%M:%S")}
