@@ -15,7 +15,9 @@ Loss: T^2 * KL(softmax(teacher/T) || softmax(student/T)) over all 1,000 classes,
 classes, so its labels are never used), plus a weight times the feature loss: the mean over conv1 and the 13 blocks
 of the squared error of the output (after its activation) relative to the teacher's mean square (every variant keeps
 the teacher's channels, so the blocks correspond one to one), plus, for +l2, (l2/2) * sum of squared depthwise
-weights (TF's l2_loss convention, the study's weight decay 4e-5 by default).
+weights (TF's l2_loss convention, the study's weight decay 4e-5 by default), plus, with --logit-mse W, W times the
+mean squared error of all 1,000 raw logits against the teacher's (the softened KL hardly constrains the classes that
+imagenette's photos give near-zero probability).
 The student runs end to end on its own inputs throughout, feature weight --features-final (0.1).
 (--init path, tried and not used for the models: the student starts as the original network itself, with each
 depthwise BN as a bias, and over the first --path-fraction of the training each ReLU6 the variant removes has its
@@ -150,7 +152,7 @@ def main():
                              " folded kernel's min and max, at peak lr --range-lr; else it follows min and max")
     parser.add_argument("--equalize", action="store_true",
                         help="qat-tf8: start from cross-layer equalized weights, scales >= 1"
-                             " (qat.QatMobileNetV1.equalize)")
+                             " (qat.QatMobileNetV1.equalize; tried and stopped, models/finetuned/README.md)")
     parser.add_argument("--range-lr", type=float, default=3e-4,
                         help="peak lr of the learnt weight ranges (relative: they train as factors of the start)")
     parser.add_argument("--start-from", default=None,
@@ -188,8 +190,10 @@ def main():
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--export", default=None, help="write the final model here (TF.js folder or .tflite)")
     args = parser.parse_args()
-    assert (args.steps is None) != (args.minutes is None), "give exactly one of --steps and --minutes"
-    assert not args.equalize or args.variant == "qat-tf8", "--equalize is for qat-tf8"
+    if (args.steps is None) == (args.minutes is None):
+        parser.error("give exactly one of --steps and --minutes")
+    if args.equalize and args.variant != "qat-tf8":
+        parser.error("--equalize is for --variant qat-tf8")
     l2 = args.l2 if args.l2 is not None else (4e-5 if args.variant.endswith("+l2") else 0.0)
 
     torch.manual_seed(args.seed)
