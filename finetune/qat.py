@@ -235,10 +235,10 @@ class QatMobileNetV1(nn.Module):
         channel in each, so that per-tensor weight ranges no longer follow the outlier channels. Between the two
         sits a ReLU6, which does not commute with the scaling: the file keeps one clip at 6 per tensor, which for a
         channel scaled by 1/s lies at 6s of its original units. With s >= 1 the clip only loosens, so a channel
-        passes values above 6 that the original clipped; the distillation trains that away. The feature loss compares
-        each channel in the teacher's units (QatConv.unequalize). (Unlimited scales also
-        tighten clips below the values channels reach: on the held-out photos that start agrees with the teacher on
-        0 %, against 73 % (float) with s >= 1.) Dead channels (gamma = 0) keep s = 1."""
+        passes values above 6 that the original clipped; the distillation has to train that away. The feature loss
+        compares each channel in the teacher's units (QatConv.unequalize). (Unlimited scales also tighten clips below
+        the values channels reach: on the held-out photos that start agrees with the teacher on 0 %, against 73 %
+        (float) with s >= 1.) Dead channels (gamma = 0) keep s = 1. Tried and stopped: models/finetuned/README.md."""
 
         def bn_scale(layer):
             return layer.gamma / torch.sqrt(layer.var + layer.eps)
@@ -247,7 +247,7 @@ class QatMobileNetV1(nn.Module):
             for first, second in zip(self.convs[:-1], self.convs[1:]):
                 r1 = first.folded()[0].abs().amax((1, 2, 3))
                 if second.kind == "depthwise":
-                    r2 = (second.weight.abs().amax((1, 2, 3)) * bn_scale(second).abs())
+                    r2 = second.weight.abs().amax((1, 2, 3)) * bn_scale(second).abs()
                 else:
                     r2 = (second.weight * bn_scale(second)[:, None, None, None]).abs().amax((0, 2, 3))
                 s = torch.sqrt(r1 / r2).clamp(min=1.0)
