@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # CI smoke test of finetune/ (never the full training): the refit of dw-linear+relu+l2 on 16 imagenette images and
 # its export run with `run --check`; 6 distillation steps of dw-linear+relu+l2 on 32 imagenette images at 96 px,
-# asserting the loss falls; its TF.js export, which mnq-gpu must load and run with every
-# int8 layer checked (`run --check`); the same for a few QAT steps (with the options tried: --equalize, --mixup,
-# --logit-mse) and its uint8 TFLite file, which
-# held_out_kl.py then compares with the teacher on 4 held-out photos; and the float
-# equivalence of PyTorch's network with mnq-gpu's float CPU reference. About 1-2 minutes on 2 cores, the
-# virtualenv's install excluded.
+# asserting the loss falls; its TF.js export, which mnq-gpu must load and run with every int8 layer checked (`run
+# --check`); the same for a few QAT steps (with the options tried: --equalize, --mixup, --logit-mse) and its uint8
+# TFLite file, which held_out_kl.py then compares with the teacher on 4 held-out photos; and the float equivalence
+# of PyTorch's network with mnq-gpu's float CPU reference. About 1-2 minutes on 2 cores, the virtualenv's install
+# excluded.
 #     finetune/smoke.sh            (MNQ_GPU=path/to/mnq-gpu to use a built binary; default target/release/mnq-gpu,
 #                                   built with cargo if absent; FLOAT_LOGITS likewise for examples/float_logits)
 set -euo pipefail
