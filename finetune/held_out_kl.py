@@ -3,8 +3,8 @@
 The held-out photos are train.py's (refit.split_imagenette: the first --images of the 500 never trained on). Each
 is written as a PNG, and so is a blend of it with the next one (weight uniform in [0.2, 0.8], seeded): the blends
 ask how the model behaves between the 20 classes' photos, nearer to what the other 980 classes need. mnq-gpu
-gives the teacher's probabilities (the original float network, CPU reference) and each file's int8 probabilities
-(`run --device cpu --json --top 1000`); printed per file: KL(teacher || int8) at T = 1 and top-1 agreement, on the
+gives the teacher's probabilities (the original float network, CPU reference: `run --float-only`) and each file's
+int8 probabilities (`run --device cpu --json --top 1000`); printed per file: KL(teacher || int8) at T = 1 and top-1 agreement, on the
 photos and on the blends. This is how a QAT run is chosen (models/finetuned/README.md), never by val1300.
 
     finetune/run.sh held_out_kl.py [--images 200] [--mnq-gpu BIN] FILE.tflite...
@@ -31,7 +31,8 @@ BLEND_SEED = 7
 
 def probabilities(mnq_gpu, model, images, int8):
     """[len(images), 1000] probabilities from `mnq-gpu run`: the float model's, or its first int8 result's."""
-    out = subprocess.run([mnq_gpu, "run", "--model", model, "--device", "cpu", "--json", "--top", "1000", *images],
+    mode = ["--device", "cpu"] if int8 else ["--float-only"]
+    out = subprocess.run([mnq_gpu, "run", "--model", model, *mode, "--json", "--top", "1000", *images],
                          check=True, capture_output=True, text=True).stdout
     table = np.zeros((len(images), 1000))
     for i, result in enumerate(json.loads(out)):

@@ -256,6 +256,20 @@ fn sqnr_writes_charts_for_each_scheme() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The adapter named here does not exist, so the run passes only if --float-only never asks for a GPU.
+#[test]
+fn run_float_only_needs_no_gpu_and_no_quantization() {
+    let args = ["run", "--float-only", "--adapter", "no-such-gpu-xyz", "--json", "--model", MODEL_0_25, GRACE_HOPPER];
+    let output = mnq_gpu(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json[0]["float"].as_array().unwrap().len(), 5);
+    assert_eq!(json[0]["float"][0]["name"], "academic gown");
+    assert_eq!(json[0]["int8"].as_array().unwrap().len(), 0);
+    let refused = mnq_gpu(&["run", "--float-only", "--check", "--model", MODEL_0_25, GRACE_HOPPER]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+}
+
 #[test]
 fn no_matching_adapter_is_a_clear_error_with_a_hint() {
     let output = mnq_gpu(&["run", "--adapter", "no-such-gpu-xyz", "tests/data/grey.jpg"]);

@@ -74,9 +74,11 @@ pub fn render(base: &Path) -> String {
             for result in json["results"].as_array().into_iter().flatten() {
                 let bytes = convention.comparison.map_or(result, |key| &result[key]);
                 compared += bytes["bytes_compared"].as_u64().unwrap_or(0);
-                match is_excused(result) {
-                    true => excused += bytes["bytes_differing"].as_u64().unwrap_or(0),
-                    false => differing += bytes["bytes_differing"].as_u64().unwrap_or(0),
+                let bytes_differing = bytes["bytes_differing"].as_u64().unwrap_or(0);
+                if is_excused(result) {
+                    excused += bytes_differing;
+                } else {
+                    differing += bytes_differing;
                 }
                 let model = result["model"].as_str().unwrap_or("?").to_string();
                 if !models.contains(&model) {
@@ -89,9 +91,10 @@ pub fn render(base: &Path) -> String {
             }
         }
         versions.dedup();
-        let runtime = match versions.is_empty() {
-            true => convention.runtime.to_string(),
-            false => format!("{} {}", convention.runtime, versions.join(", ")),
+        let runtime = if versions.is_empty() {
+            convention.runtime.to_string()
+        } else {
+            format!("{} {}", convention.runtime, versions.join(", "))
         };
         let (low, high) = (images.iter().min().copied().unwrap_or(0), images.iter().max().copied().unwrap_or(0));
         let images = if low == high { low.to_string() } else { format!("{low}–{high}") };

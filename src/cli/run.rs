@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// DIR/manifest.json naming them (for comparisons with other runtimes: scripts/litert_crosscheck.py).
     #[arg(long, value_name = "DIR")]
     dump: Option<PathBuf>,
+    /// Only the float model, on the CPU: no quantization, no calibration images, no GPU (the int8 list is empty).
+    #[arg(long, conflicts_with_all = ["check", "dump", "scheme", "quantized"])]
+    float_only: bool,
 }
 
 #[derive(Serialize)]
@@ -78,8 +81,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     } else {
         images.iter().map(|path| preprocess::load_model_input(path, float)).collect::<Result<Vec<_>, _>>()?
     };
-    let quantized = args.model.quantized_models(&loaded)?;
-    let mut engine = args.device.engine(&quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
     let k = usize::from(args.top);
 
     let readback = if args.check || args.dump.is_some() { Readback::AllLayers } else { Readback::Logits };
@@ -94,6 +95,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             int8: Vec::new(),
         })
         .collect();
+    if args.float_only {
+        return print_results(&args, &results).map(|()| ExitCode::SUCCESS);
+    }
+    let quantized = args.model.quantized_models(&loaded)?;
+    let mut engine = args.device.engine(&quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
     for (index, q) in quantized.iter().enumerate() {
         let int8_inputs: Vec<Vec<u8>> = inputs.iter().map(|input| q.model.quantize_input(input)).collect();
         let outputs = engine.run(index, &int8_inputs, readback)?;
@@ -118,13 +124,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.dump {
         write_manifest(dir, &loaded, dumped)?;
     }
+    print_results(&args, &results)?;
+    let mismatched = results.iter().flat_map(|r| &r.int8).any(|i| i.mismatches.as_ref().is_some_and(|m| !m.is_empty()));
+    Ok(if mismatched { ExitCode::from(EXIT_MISMATCH) } else { ExitCode::SUCCESS })
+}
+
+fn print_results(args: &RunArgs, results: &[ImageResult]) -> Result<()> {
     if args.json {
         print_json(&results)?;
     } else {
-        print_table(&results);
+        print_table(results);
     }
-    let mismatched = results.iter().flat_map(|r| &r.int8).any(|i| i.mismatches.as_ref().is_some_and(|m| !m.is_empty()));
-    Ok(if mismatched { ExitCode::from(EXIT_MISMATCH) } else { ExitCode::SUCCESS })
+    Ok(())
 }
 
 fn print_table(results: &[ImageResult]) {
