@@ -4,8 +4,9 @@ The held-out photos are train.py's (refit.split_imagenette: the first --images o
 is written as a PNG, and so is a blend of it with the next one (weight uniform in [0.2, 0.8], seeded): the blends
 ask how the model behaves between the 20 classes' photos, nearer to what the other 980 classes need. mnq-gpu
 gives the teacher's probabilities (the original float network, CPU reference: `run --float-only`) and each file's
-int8 probabilities (`run --device cpu --json --top 1000`); printed per file: KL(teacher || int8) at T = 1 and top-1 agreement, on the
-photos and on the blends. This is how a QAT run is chosen (models/finetuned/README.md), never by val1300.
+int8 probabilities (`run --device cpu --json --top 1000`); printed per file: KL(teacher || int8) at T = 1 and top-1
+agreement, on the photos and on the blends. This is how a QAT run is chosen (models/finetuned/README.md), never by
+val1300.
 
     finetune/run.sh held_out_kl.py [--images 200] [--mnq-gpu BIN] FILE.tflite...
 """
