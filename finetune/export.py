@@ -2,7 +2,8 @@
 
     float variants -> a TF.js layers folder with the variant's topology (mobilenet.write_tfjs): Conv2D /
                       DepthwiseConv2D (use_bias where the variant has a bias), BatchNormalization, Activation
-                      relu / relu6; float32 shards. mnq-gpu then quantizes it with any --scheme.
+                      relu / relu6; float32 shards; exactly equalized first (equalize.py: the same function, with
+                      channel ranges that per-tensor TF8 can resolve). mnq-gpu then quantizes it with any --scheme.
     qat-tf8         -> a uint8 TFLite flatbuffer with the trained ranges (tflite_writer.py), which mnq-gpu runs
                       with `--scheme tflite` (its default for a .tflite file), without recalibration.
 
@@ -10,6 +11,7 @@
 """
 
 import argparse
+import copy
 import os
 import sys
 
@@ -25,6 +27,9 @@ def export(student, out):
         import tflite_writer
         tflite_writer.write(student, out)
     else:
+        import equalize
+        student = copy.deepcopy(student)
+        equalize.equalize(student)
         mobilenet.write_tfjs(student, out)
 
 

@@ -356,6 +356,9 @@ def load_tfjs(folder):
         return load_original(folder, size)
     acts = {l["config"]["name"]: l["config"]["activation"] for l in layers if l["class_name"] == "Activation"}
     variant = "dw-linear+relu" if acts["conv1_relu"] == "relu" else "dw-linear"
+    named = model_json["modelTopology"]["model_config"]["config"]["name"]  # write_tfjs: mobilenet_VARIANT_SIZE
+    if named == f"mobilenet_{variant}+l2_{size}":  # the same topology, trained with L2
+        variant += "+l2"
     widths = [t["conv1/kernel"].shape[3]] + [t[f"conv_pw_{i}/kernel"].shape[3] for i in range(1, 14)]
     model = MobileNetV1(widths, variant, size)
     with torch.no_grad():

@@ -88,7 +88,9 @@ pub fn render(finetune: &Finetune, plots: &Path, plots_link: &Path) -> Result<St
          0.75 weights by distillation from the original float network, on 20 classes of ImageNet *training* photos \
          (`../shared/imagenette`, never val1300), on this machine's CPU (finetune/README.md says how, and what did \
          not work). *Before*: mnq-gpu's `+dw-linear` / `+dw-linear+relu` transforms of the original weights, the \
-         architecture without training (`+l2` is a training term, so `dw-linear+relu+l2` starts as `+relu`). int8 ran \
+         architecture without training (`+l2` is a training term, so `dw-linear+relu+l2` starts as `+relu`). *After*: \
+         the trained variants as shipped, exactly equalized across the layers where a per-channel scale commutes \
+         (finetune/equalize.py; the float function is unchanged). int8 ran \
          on {} over the {} images of `{}`, calibrated on `calibration.txt`, every layer checked on the CPU integer \
          reference (*checked / differing bytes*). The QAT file runs with its own trained ranges, no recalibration. \
          Regenerate with `cargo run --release -- report --section finetune`.\n",
@@ -220,8 +222,10 @@ fn render_sqnr(md: &mut String, finetune: &Finetune, plots: &Path, plots_link: &
         md,
         "\n### The study's SQNR figure after fine-tuning: ReLU6 against ReLU\n\nPer-layer accumulated SQNR of \
          `{FINETUNE_SQNR_SCHEME}` on the fine-tuned `dw-linear` (ReLU6 in conv1 and the pointwise layers) and \
-         `dw-linear+relu` (ReLU), each against its own float model, mean over {} images.\n\n![ReLU6 against ReLU, \
-         fine-tuned]({})\n",
+         `dw-linear+relu` (ReLU), each against its own float model, mean over {} images. Both are exactly \
+         equalized, but ReLU lets the equalization reach more layer pairs (it commutes with a positive scale, \
+         ReLU6 does not; finetune/equalize.py), so the gap measures that as well as the activation.\n\n![ReLU6 \
+         against ReLU, fine-tuned]({})\n",
         relu6.images,
         plots_link.join("sqnr_finetuned_relu6_vs_relu.png").display()
     );

@@ -37,7 +37,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     dump: Option<PathBuf>,
     /// Only the float model, on the CPU: no quantization, no calibration images, no GPU (the int8 list is empty).
-    #[arg(long, conflicts_with_all = ["check", "dump", "scheme", "quantized"])]
+    #[arg(long, conflicts_with_all = ["check", "dump", "scheme", "quantized", "requant", "calibration"])]
     float_only: bool,
 }
 
@@ -83,8 +83,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let k = usize::from(args.top);
 
-    let readback = if args.check || args.dump.is_some() { Readback::AllLayers } else { Readback::Logits };
-    let mut dumped = Vec::new();
     let mut results: Vec<ImageResult> = images
         .iter()
         .zip(&inputs)
@@ -100,6 +98,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let quantized = args.model.quantized_models(&loaded)?;
     let mut engine = args.device.engine(&quantized.iter().map(|q| &q.model).collect::<Vec<_>>())?;
+    let readback = if args.check || args.dump.is_some() { Readback::AllLayers } else { Readback::Logits };
+    let mut dumped = Vec::new();
     for (index, q) in quantized.iter().enumerate() {
         let int8_inputs: Vec<Vec<u8>> = inputs.iter().map(|input| q.model.quantize_input(input)).collect();
         let outputs = engine.run(index, &int8_inputs, readback)?;
