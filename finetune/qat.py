@@ -129,6 +129,18 @@ class QatConv(nn.Module):
         s = self.gamma / torch.sqrt(self.var + self.eps)
         return self.weight * s[:, None, None, None], self.beta - self.mean * s
 
+    @torch.no_grad()
+    def median_raw_step(self):
+        """The quantization step of the folded kernel in the units of the trained (unfolded) weights, median over
+        the live channels: how far a weight must move to change its code (train.py --weight-lr-steps)."""
+        w, _ = self.folded()
+        lo, hi = self.weight_range()
+        step = (hi.clamp(min=0) - lo.clamp(max=0)).item() / 255
+        if self.gamma is None:
+            return step
+        s = (self.gamma / torch.sqrt(self.var + self.eps)).abs()
+        return (step / s[s > 0]).median().item()
+
     def weight_params(self):
         lo, hi = self.weight_range()
         return quant_params(lo.detach(), hi.detach())

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# CI smoke test of finetune/ (never the full training): the refit of dw-linear+relu+l2 on 16 imagenette images and
-# its export run with `run --check`, and again exactly equalized (equalize.py); 6 distillation steps of
-# dw-linear+relu+l2 on 32 imagenette images at 96 px, asserting the loss falls; its TF.js export, which mnq-gpu must
-# load and run with every int8 layer checked (`run --check`); the same for a few QAT steps (with the options tried:
-# --equalize, --mixup, --logit-mse) and its uint8 TFLite file, which held_out_kl.py then compares with the teacher
-# on 4 held-out photos; and the float equivalence of PyTorch's network with mnq-gpu's float CPU reference. About 1-2
+# CI smoke test of finetune/ (never the full training): the refit of dw-linear+relu+l2 on 16 imagenette images and its
+# export run with `run --check`, and again exactly equalized (equalize.py); 6 distillation steps of dw-linear+relu+l2
+# on 32 imagenette images at 96 px, asserting the loss falls; its TF.js export, which mnq-gpu must load and run with
+# every int8 layer checked (`run --check`); the same for a few QAT steps (with the options tried: --equalize, --mixup,
+# --logit-mse, --weight-lr-steps) and its uint8 TFLite file, which held_out_kl.py then compares with the teacher on 4
+# held-out photos; and the float equivalence of PyTorch's network with mnq-gpu's float CPU reference. About 1-2
 # minutes on 2 cores, the virtualenv's install excluded.
 #     finetune/smoke.sh            (MNQ_GPU=path/to/mnq-gpu to use a built binary; default target/release/mnq-gpu,
 #                                   built with cargo if absent; FLOAT_LOGITS likewise for examples/float_logits)
@@ -63,8 +63,9 @@ run --variant dw-linear+relu --init path --path-fraction 0.5 --path-width 2 --ru
 "$mnq_gpu" run --check --model "$tmp/dw-linear+relu" --scheme tf8 --calibration "$tmp/calibration.txt" \
     "$shared/images/grace_hopper.jpg"
 
-echo "smoke: qat-tf8 with the options tried (equalized start, mixup, logit MSE), 3 steps, then resumed for 3 more"
-qat_options=(--variant qat-tf8 --equalize --mixup 0.5 --logit-mse 0.5 --run "$tmp/qat")
+echo "smoke: qat-tf8 with the options tried (equalized start, mixup, logit MSE, weight lr in quantization steps),"
+echo "3 steps, then resumed for 3 more"
+qat_options=(--variant qat-tf8 --equalize --mixup 0.5 --logit-mse 0.5 --weight-lr-steps 0.005 --run "$tmp/qat")
 run "${qat_options[@]}" --steps 3 > "$tmp/qat.out"
 grep -q "equalized" "$tmp/qat.out"
 run "${qat_options[@]}" --export "$tmp/qat-tf8.tflite" > "$tmp/qat.out"

@@ -29,7 +29,9 @@ BatchNorm: running statistics frozen (eval mode throughout: 20 classes of data w
 gamma and beta train with the rest.
 Optimizer: Adam, peak --lr warmed up linearly over --warmup steps, then cosine to 0 at the last step (or at
 --minutes of training time: the CPU here is shared, so a time budget fixes the wall time and the speed the steps);
-gradient norm clipped to --clip.
+gradient norm clipped to --clip. (For qat-tf8, --weight-lr-steps F, tried and stopped: each layer's weights at peak
+lr F times its median quantization step in their own units, so that the depthwise weights, whose step is ~0.3 where
+--lr moves them 2e-5 a step, can change code.)
 Every --checkpoint-every steps the state (model, optimizer, step) is written atomically to RUN/checkpoint.pt;
 rerunning the same command resumes from it. The data order depends only on --seed and the step, so a resumed run
 sees the same images as an uninterrupted one. RUN/log.jsonl has one line per --log-every steps.
@@ -119,6 +121,20 @@ def save_atomic(obj, path):
     os.replace(path + ".tmp", path)
 
 
+def parameter_groups(student, args):
+    """Adam's groups, each with its peak lr: the learnt weight ranges at --range-lr; with --weight-lr-steps each
+    QAT layer's weights at that many of its quantization steps; everything else at --lr."""
+    ranges = [p for name, p in student.named_parameters() if name.endswith("weight_range_factor")]
+    layers = [m for m in student.modules() if hasattr(m, "median_raw_step")] if args.weight_lr_steps else []
+    apart = {id(p) for p in ranges} | {id(layer.weight) for layer in layers}
+    groups = [{"params": [p for p in student.parameters() if id(p) not in apart], "peak": args.lr}]
+    if ranges:
+        groups.append({"params": ranges, "peak": args.range_lr})
+    for layer in layers:  # computed on the start, before any checkpoint is resumed: the same on every resume
+        groups.append({"params": [layer.weight], "peak": args.weight_lr_steps * layer.median_raw_step()})
+    return groups
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", required=True, choices=mobilenet.VARIANTS[1:] + ["qat-tf8"])
@@ -153,6 +169,10 @@ def main():
     parser.add_argument("--equalize", action="store_true",
                         help="qat-tf8: start from cross-layer equalized weights, scales >= 1"
                              " (qat.QatMobileNetV1.equalize; tried and stopped, models/finetuned/README.md)")
+    parser.add_argument("--weight-lr-steps", type=float, default=None,
+                        help="qat-tf8: each layer's weights at peak lr F times its median quantization step in"
+                             " their own units (qat.QatConv.median_raw_step), so that every layer's weights can"
+                             " move across codes; the rest at --lr. Default: every parameter at --lr")
     parser.add_argument("--range-lr", type=float, default=3e-4,
                         help="peak lr of the learnt weight ranges (relative: they train as factors of the start)")
     parser.add_argument("--start-from", default=None,
@@ -194,6 +214,8 @@ def main():
         parser.error("give exactly one of --steps and --minutes")
     if args.equalize and args.variant != "qat-tf8":
         parser.error("--equalize is for --variant qat-tf8")
+    if args.weight_lr_steps is not None and args.variant != "qat-tf8":
+        parser.error("--weight-lr-steps is for --variant qat-tf8")
     l2 = args.l2 if args.l2 is not None else (4e-5 if args.variant.endswith("+l2") else 0.0)
 
     torch.manual_seed(args.seed)
@@ -206,10 +228,7 @@ def main():
     student = student.to(memory_format=torch.channels_last)
     student.path_width = args.path_width
     student.eval()  # BatchNorm statistics frozen; no dropout anywhere
-    ranges = [p for name, p in student.named_parameters() if name.endswith("weight_range_factor")]
-    others = [p for name, p in student.named_parameters() if not name.endswith("weight_range_factor")]
-    groups = [{"params": others, "peak": args.lr}] + ([{"params": ranges, "peak": args.range_lr}] if ranges else [])
-    optimizer = torch.optim.Adam(groups, lr=args.lr)
+    optimizer = torch.optim.Adam(parameter_groups(student, args), lr=args.lr)
     images, _ = data.load_imagenette(args.data, args.cache, args.limit_images)
     pool, held_out = refit.split_imagenette(len(images), args.holdout)
     held_out = images[held_out[:args.agree_images]]

@@ -270,7 +270,10 @@ fn run_float_only_needs_no_gpu_and_no_quantization() {
     for int8_option in [&["--check"][..], &["--requant", "fp32"], &["--calibration", "tests/data/grey.jpg"]] {
         let refused = mnq_gpu(&[&["run", "--float-only", "--model", MODEL_0_25, GRACE_HOPPER], int8_option].concat());
         let message = stderr(&refused);
-        assert!(refused.status.code() == Some(2) && message.contains("cannot be used with"), "{int8_option:?}: {message}");
+        assert!(
+            refused.status.code() == Some(2) && message.contains("cannot be used with"),
+            "{int8_option:?}: {message}"
+        );
     }
 }
 
