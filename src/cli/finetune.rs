@@ -224,7 +224,8 @@ fn render_sqnr(md: &mut String, finetune: &Finetune, plots: &Path, plots_link: &
          `{FINETUNE_SQNR_SCHEME}` on the fine-tuned `dw-linear` (ReLU6 in conv1 and the pointwise layers) and \
          `dw-linear+relu` (ReLU), each against its own float model, mean over {} images. Both are exactly \
          equalized, but ReLU lets the equalization reach more layer pairs (it commutes with a positive scale, \
-         ReLU6 does not; finetune/equalize.py), so the gap measures that as well as the activation.\n\n![ReLU6 \
+         ReLU6 does not; finetune/equalize.py), and `dw-linear` was refitted on 384 images, `dw-linear+relu` on \
+         2,048 (models/finetuned/README.md), so the gap measures those as well as the activation.\n\n![ReLU6 \
          against ReLU, fine-tuned]({})\n",
         relu6.images,
         plots_link.join("sqnr_finetuned_relu6_vs_relu.png").display()
