@@ -133,7 +133,6 @@ class QatConv(nn.Module):
     def median_raw_step(self):
         """The quantization step of the folded kernel in the units of the trained (unfolded) weights, median over
         the live channels: how far a weight must move to change its code (train.py --weight-lr-steps)."""
-        w, _ = self.folded()
         lo, hi = self.weight_range()
         step = (hi.clamp(min=0) - lo.clamp(max=0)).item() / 255
         if self.gamma is None:

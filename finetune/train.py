@@ -169,7 +169,7 @@ def main():
     parser.add_argument("--equalize", action="store_true",
                         help="qat-tf8: start from cross-layer equalized weights, scales >= 1"
                              " (qat.QatMobileNetV1.equalize; tried and stopped, models/finetuned/README.md)")
-    parser.add_argument("--weight-lr-steps", type=float, default=None,
+    parser.add_argument("--weight-lr-steps", type=float, default=None, metavar="F",
                         help="qat-tf8: each layer's weights at peak lr F times its median quantization step in"
                              " their own units (qat.QatConv.median_raw_step), so that every layer's weights can"
                              " move across codes; the rest at --lr. Default: every parameter at --lr")
