@@ -101,6 +101,11 @@ def equalize(model):
     return max(extremes), min(extremes)
 
 
+def spread(ranges):
+    """The largest channel range over the smallest nonzero one."""
+    return (ranges.max() / ranges[ranges > 0].min()).item()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", help="a TF.js folder of a dw-linear variant (train.py --export wrote it)")
@@ -112,17 +117,17 @@ def main():
         sys.exit("equalize: the original network has ReLU6 after every layer; nothing equalizes exactly")
     x = torch.rand(4, 3, model.input_size, model.input_size, dtype=torch.float64) * 2 - 1
     before = model.double()(x)
-    ranges_before = [first.output_ranges() for first, _ in exact_pairs(model)]
+    pairs = exact_pairs(model)  # views of the model's layers: their ranges read after equalize() are the new ones
+    ranges_before = [first.output_ranges() for first, _ in pairs]
     largest, smallest = equalize(model)
     after = model(x)
     difference = (after - before).abs().max().item() / max(1.0, before.abs().max().item())
     if difference > TOLERANCE:
         sys.exit(f"equalize: the logits moved by {difference:.2e} of their range (tolerance {TOLERANCE:.0e})")
-    for (first, _), r in zip(exact_pairs(model), ranges_before):
-        spread = lambda ranges: (ranges.max() / ranges[ranges > 0].min()).item()  # noqa: E731
+    for (first, _), r in zip(pairs, ranges_before):
         print(f"{first.conv.weight.shape[0]:5} channels: max/min range {spread(r):12.1f} -> "
               f"{spread(first.output_ranges()):8.1f}")
-    print(f"{model.variant}: {len(exact_pairs(model))} pairs, last sweep's scales {smallest:.4f}..{largest:.4f}, "
+    print(f"{model.variant}: {len(pairs)} pairs, last sweep's scales {smallest:.4f}..{largest:.4f}, "
           f"logits moved by {difference:.1e} of their range")
     mobilenet.write_tfjs(model.float(), args.output)
     print(f"wrote {args.output}")

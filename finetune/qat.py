@@ -133,8 +133,7 @@ class QatConv(nn.Module):
     def median_raw_step(self):
         """The quantization step of the folded kernel in the units of the trained (unfolded) weights, median over
         the live channels: how far a weight must move to change its code (train.py --weight-lr-steps)."""
-        lo, hi = self.weight_range()
-        step = (hi.clamp(min=0) - lo.clamp(max=0)).item() / 255
+        step, _ = self.weight_params()
         if self.gamma is None:
             return step
         s = (self.gamma / torch.sqrt(self.var + self.eps)).abs()
