@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# CI smoke test of finetune/ (never the full training): the refit of dw-linear+relu+l2 on 16 imagenette images and its
-# export run with `run --check`, and again exactly equalized (equalize.py); 6 distillation steps of dw-linear+relu+l2
-# on 32 imagenette images at 96 px, asserting the loss falls; its TF.js export, which mnq-gpu must load and run with
-# every int8 layer checked (`run --check`); the same for a few QAT steps (with the options tried: --equalize, --mixup,
-# --logit-mse, --weight-lr-steps) and its uint8 TFLite file, which held_out_kl.py then compares with the teacher on 4
-# held-out photos; and the float equivalence of PyTorch's network with mnq-gpu's float CPU reference. About 1-2
-# minutes on 2 cores, the virtualenv's install excluded.
+# CI smoke test of finetune/ (never the full training): the refit of dw-linear+relu+l2 (and of its classifier) on 16
+# imagenette images and its export run with `run --check`, and again exactly equalized (equalize.py); 6 distillation
+# steps of dw-linear+relu+l2 on 32 imagenette images at 96 px, asserting the loss falls; its TF.js export, which
+# mnq-gpu must load and run with every int8 layer checked (`run --check`); the same for a few QAT steps (with the
+# options tried: --equalize, --mixup, --logit-mse, --weight-lr-steps) and its uint8 TFLite file, which held_out_kl.py
+# then compares with the teacher on 4 held-out photos; and the float equivalence of PyTorch's network with mnq-gpu's
+# float CPU reference. About 1-2 minutes on 2 cores, the virtualenv's install excluded.
 #     finetune/smoke.sh            (MNQ_GPU=path/to/mnq-gpu to use a built binary; default target/release/mnq-gpu,
 #                                   built with cargo if absent; FLOAT_LOGITS likewise for examples/float_logits)
 set -euo pipefail
@@ -29,9 +29,10 @@ echo "smoke: float equivalence with mnq-gpu's float CPU reference"
 finetune/run.sh check_float.py --model "$shared/models/mobilenet_v1_0.75_224" --float-logits "$float_logits" \
     "$shared/images/grace_hopper.jpg"
 
-echo "smoke: dw-linear+relu+l2 refitted (refit.py), its export run with every int8 layer checked"
+echo "smoke: dw-linear+relu+l2 refitted (refit.py, the classifier too), its export run with every int8 layer checked"
 finetune/run.sh refit.py --variant dw-linear+relu+l2 --method full --limit-images 32 --fit-images 16 \
-    --cache "$tmp" --data "$shared/imagenette" --model "$shared/models/mobilenet_v1_0.75_224" --out "$tmp/refit"
+    --refit-classifier 0.1 --classifier-crops 32 --cache "$tmp" --data "$shared/imagenette" \
+    --model "$shared/models/mobilenet_v1_0.75_224" --out "$tmp/refit"
 echo "$shared/images/grace_hopper.jpg 0" > "$tmp/calibration.txt"  # calibrating on val1300's 100 takes long
 "$mnq_gpu" run --check --model "$tmp/refit" --scheme tf8 --calibration "$tmp/calibration.txt" \
     "$shared/images/grace_hopper.jpg"

@@ -7,9 +7,11 @@ The teacher is Google's float MobileNetV1 0.75 (ReLU6, BatchNorm), unchanged. Th
 weights transformed into the variant (mobilenet.make_variant), then, by default (--init full), each block's pointwise
 layer refitted by ridge regression so that the block without its depthwise BN + ReLU6 reproduces the teacher's
 pointwise input on the student's own input (refit.py, on --fit-images imagenette training images, first block to
-last). For qat-tf8 the student is the original network with mnq-gpu's TF8 fake quantization (qat.py). Both see the
-same augmented imagenette batch (data.py); --holdout images are never trained on, and the top-1 agreement with the
-teacher on --agree-images of them (whole photos at the model's 224 px) is logged at every checkpoint.
+last), and with --refit-classifier the classifier after them (ridge regression of the teacher's logits, shrunk toward
+the teacher's classifier: refit.refit_classifier). For qat-tf8 the student is the original network with mnq-gpu's
+TF8 fake quantization (qat.py). Both see the same augmented imagenette batch (data.py); --holdout images are never
+trained on, and the top-1 agreement with the teacher on --agree-images of them (whole photos at the model's 224 px)
+is logged at every checkpoint.
 
 Loss: T^2 * KL(softmax(teacher/T) || softmax(student/T)) over all 1,000 classes, T = 2 (imagenette covers 20
 classes, so its labels are never used), plus a weight times the feature loss: the mean over conv1 and the 13 blocks
@@ -105,6 +107,8 @@ def write_summary(args, steps, elapsed):
              "diag": "per-channel refit", "full": "ridge refit"}[args.init] if args.variant != "qat-tf8" else \
         ("original weights cross-layer equalized (scales >= 1), TF8 fake quantization" if args.equalize else
          "original weights, TF8 fake quantization")
+    if args.refit_classifier is not None:
+        start += f", then the classifier (ridge {args.refit_classifier:g})"
     if args.start_from:
         start = f"{args.start_from} ({start})"
     log_times = [json.loads(line)["time"] for line in open(os.path.join(args.run, "log.jsonl")) if '"time"' in line]
@@ -191,6 +195,9 @@ def main():
                         help="--init path: the fraction of the training over which the activations move from the"
                              " original's to the variant's (linearly); the rest trains the variant itself")
     parser.add_argument("--fit-images", type=int, default=512)
+    parser.add_argument("--refit-classifier", type=float, default=None, metavar="RIDGE",
+                        help="float variants, --init full/diag: after the blocks, refit the classifier on the same"
+                             " images (refit.refit_classifier), ridge RIDGE toward the teacher's classifier")
     parser.add_argument("--holdout", type=int, default=refit.HOLDOUT,
                         help="imagenette images never trained on (refit.split_imagenette); agreement with the"
                              " teacher on the first --agree-images of them is logged at every checkpoint")
@@ -214,6 +221,8 @@ def main():
         parser.error("give exactly one of --steps and --minutes")
     if args.equalize and args.variant != "qat-tf8":
         parser.error("--equalize is for --variant qat-tf8")
+    if args.refit_classifier is not None and (args.variant == "qat-tf8" or args.init not in ("full", "diag")):
+        parser.error("--refit-classifier is for the float variants with --init full or diag")
     if args.weight_lr_steps is not None and args.variant != "qat-tf8":
         parser.error("--weight-lr-steps is for --variant qat-tf8")
     l2 = args.l2 if args.l2 is not None else (4e-5 if args.variant.endswith("+l2") else 0.0)
@@ -253,6 +262,9 @@ def main():
         fit = np.sort(np.random.default_rng(args.seed).choice(pool, min(args.fit_images, len(pool)), replace=False))
         refit.refit(student, teacher, images[fit], teacher.input_size, args.init)
         print(f"refitted {args.variant} ({args.init}) on {len(fit)} training images", flush=True)
+        if args.refit_classifier is not None:
+            rows = refit.refit_classifier(student, teacher, images[fit], teacher.input_size, args.refit_classifier)
+            print(f"refitted the classifier (ridge {args.refit_classifier:g}, {rows} rows)", flush=True)
     with open(os.path.join(args.run, "args.json"), "w") as f:
         json.dump(vars(args) | {"l2": l2}, f, indent=1)
 
