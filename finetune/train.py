@@ -8,10 +8,10 @@ weights transformed into the variant (mobilenet.make_variant), then, by default 
 layer refitted by ridge regression so that the block without its depthwise BN + ReLU6 reproduces the teacher's
 pointwise input on the student's own input (refit.py, on --fit-images imagenette training images, first block to
 last), and with --refit-classifier the classifier after them (ridge regression of the teacher's logits, shrunk toward
-the teacher's classifier: refit.refit_classifier). For qat-tf8 the student is the original network with mnq-gpu's
-TF8 fake quantization (qat.py). Both see the same augmented imagenette batch (data.py); --holdout images are never
-trained on, and the top-1 agreement with the teacher on --agree-images of them (whole photos at the model's 224 px)
-is logged at every checkpoint.
+the teacher's classifier: refit.refit_classifier; tried and reverted, models/finetuned/README.md). For qat-tf8 the
+student is the original network with mnq-gpu's TF8 fake quantization (qat.py). Both see the same augmented imagenette
+batch (data.py); --holdout images are never trained on, and the top-1 agreement with the teacher on --agree-images of
+them (whole photos at the model's 224 px) is logged at every checkpoint.
 
 Loss: T^2 * KL(softmax(teacher/T) || softmax(student/T)) over all 1,000 classes, T = 2 (imagenette covers 20
 classes, so its labels are never used), plus a weight times the feature loss: the mean over conv1 and the 13 blocks
@@ -197,7 +197,8 @@ def main():
     parser.add_argument("--fit-images", type=int, default=512)
     parser.add_argument("--refit-classifier", type=float, default=None, metavar="RIDGE",
                         help="float variants, --init full/diag: after the blocks, refit the classifier on the same"
-                             " images (refit.refit_classifier), ridge RIDGE toward the teacher's classifier")
+                             " images (refit.refit_classifier), ridge RIDGE toward the teacher's classifier (tried"
+                             " and reverted: it cost the classes imagenette does not hold)")
     parser.add_argument("--holdout", type=int, default=refit.HOLDOUT,
                         help="imagenette images never trained on (refit.split_imagenette); agreement with the"
                              " teacher on the first --agree-images of them is logged at every checkpoint")
